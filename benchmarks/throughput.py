@@ -1,0 +1,73 @@
+"""Issue 2 benchmark: 10,000 short texts against the emulator with 100 ms latency per request.
+
+Reports time, requests and the ratio to the ideal ``ceil(N/rows) / max_concurrency × latency``
+for max_concurrency=1, the default, and 16 with 10 % of requests failing with HTTP 500 (every
+vector is then checked against the emulator's own function, in order).
+
+Run: ``python -m benchmarks.throughput [--n 10000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+
+from benchmarks._harness import EmulatorProcess, corpus, table, timer
+from dashscope_embed import DashScopeClient
+from dashscope_embed._config import DEFAULT_MAX_CONCURRENCY
+from dashscope_embed.emulator import text_vector
+
+LATENCY = 0.1
+ROWS = 10  # text-embedding-v4
+
+
+def run(n: int, concurrency: int, *, error_rate: float = 0.0, check: bool = False) -> dict[str, object]:
+    texts = corpus(n)
+    args = ["--latency", str(LATENCY), "--error-rate", str(error_rate), "--seed", "7"]
+    with EmulatorProcess(args) as emu:
+        with DashScopeClient("sk-bench", base_url=emu.url, max_concurrency=concurrency) as client:
+            client.embed_texts(["warm up the emulator's projection matrix"], dimension=256)
+            client.stats  # noqa: B018 - warm-up request is excluded below
+            before = client.stats.requests
+            with timer() as t:
+                res = client.embed_texts(texts, dimension=256)
+            stats = client.stats
+    ideal = math.ceil(n / ROWS) / concurrency * LATENCY
+    ok = "n/a"
+    if check:
+        sample = range(0, n, max(1, n // 500))
+        expected = np.stack([text_vector("text-embedding-v4", texts[i], dimension=256) for i in sample])
+        ok = str(bool(np.allclose(res.embeddings[list(sample)], expected, atol=1e-5)) and len(res) == n)
+    return {
+        "max_concurrency": concurrency,
+        "5xx share": f"{error_rate:.0%}",
+        "texts": n,
+        "requests": stats.requests - before,
+        "retries": sum(stats.retries.values()),
+        "wall s": f"{t['wall']:.2f}",
+        "ideal s": f"{ideal:.2f}",
+        "ideal/actual": f"{ideal / t['wall']:.2f}",
+        "vectors correct, in order": ok,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--quick", action="store_true", help="2,000 texts")
+    ns = parser.parse_args()
+    if ns.quick:
+        ns.n = 2_000
+    rows = [
+        run(min(ns.n, 1000), 1),
+        run(ns.n, DEFAULT_MAX_CONCURRENCY, check=True),
+        run(ns.n, 16, error_rate=0.10, check=True),
+    ]
+    print("## Throughput (issue 2): emulator with 100 ms latency, text-embedding-v4, 256-d\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

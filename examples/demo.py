@@ -1,0 +1,135 @@
+"""`make demo`: semantic search over a small bundled corpus, end to end.
+
+Runs against the real DashScope service when ``DASHSCOPE_API_KEY`` is set; otherwise it starts
+the local emulator (deterministic lexical vectors, not the real model) and says so. Parts:
+
+1. the core client: documents vs queries (``text_type``), an ``instruct``, ranked hits, usage;
+2. LangChain: ``DashScopeEmbeddings`` in an ``InMemoryVectorStore``;
+3. LlamaIndex: ``DashScopeEmbedding`` in a ``VectorStoreIndex``;
+4. a small text → image search in the multimodal space.
+
+A part whose framework is not installed is skipped with the install command.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import connection  # noqa: E402
+
+from dashscope_embed import DashScopeClient  # noqa: E402
+
+MODEL = "text-embedding-v4"
+DIM = 512
+INSTRUCT = "Given a web search query, retrieve relevant passages that answer the query"
+
+CORPUS = [
+    "Cats are small domesticated carnivores; most cats eat meat-based cat food and fish.",
+    "Dogs are loyal companions that need daily walks and enjoy playing fetch in the park.",
+    "A savings account earns interest; compound interest grows your money over the years.",
+    "Stock markets rise and fall; diversified index funds reduce the risk of investing.",
+    "To bake sourdough bread, feed the starter, knead the dough and bake it in a hot oven.",
+    "A quick tomato pasta sauce needs garlic, olive oil, tomatoes and fresh basil.",
+    "The Moon orbits the Earth about every 27 days and always shows the same face.",
+    "Mars is the red planet; rovers have found signs that water once flowed on Mars.",
+    "Regular exercise and enough sleep lower stress and improve heart health.",
+    "Drinking water through the day keeps the body hydrated, especially in hot weather.",
+    "Python is a popular programming language for data science and machine learning.",
+    "Vector databases store embeddings and find the nearest neighbours of a query vector.",
+]
+QUERIES = [
+    ("what do cats eat", 0),
+    ("how does compound interest grow savings", 2),
+    ("recipe for sourdough bread in the oven", 4),
+    ("is there water on Mars", 7),
+    ("which database finds nearest neighbours of embeddings", 11),
+]
+
+
+def _banner(title: str) -> None:
+    print(f"\n=== {title} " + "=" * max(0, 66 - len(title)))
+
+
+def core_search(conn: dict[str, str]) -> int:
+    """Rank the corpus for each query with the core client; return how many hit the expected doc."""
+    _banner("1. core client: DashScopeClient")
+    with DashScopeClient(**conn) as client:  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        docs = client.embed_texts(CORPUS, model=MODEL, dimension=DIM, text_type="document")
+        queries = client.embed_texts(
+            [q for q, _ in QUERIES], model=MODEL, dimension=DIM, text_type="query",
+            instruct=INSTRUCT,
+        )
+        elapsed = time.perf_counter() - t0
+        print(
+            f"embedded {len(docs)} documents + {len(queries)} queries with {MODEL} "
+            f"({DIM}-d) in {elapsed:.2f}s: {docs.usage.requests + queries.usage.requests} "
+            f"requests, {docs.usage.total_tokens + queries.usage.total_tokens} tokens"
+        )
+        scores = queries.embeddings @ docs.embeddings.T
+        hits = 0
+        for (query, expected), row in zip(QUERIES, scores, strict=True):
+            order = np.argsort(-row)[:3]
+            hits += int(order[0] == expected)
+            mark = "ok " if order[0] == expected else "-- "
+            print(f"\n{mark}query: {query!r}")
+            for rank, idx in enumerate(order, 1):
+                print(f"     {rank}. {row[idx]:.3f}  {CORPUS[idx][:72]}")
+        print(f"\nstats: {client.stats.requests} requests, retries {client.stats.retries or 'none'}")
+    return hits
+
+
+def langchain_search(conn: dict[str, str]) -> None:
+    _banner("2. LangChain: DashScopeEmbeddings + InMemoryVectorStore")
+    try:
+        from langchain_core.vectorstores import InMemoryVectorStore
+
+        from langchain_dashscope_embed import DashScopeEmbeddings
+    except ImportError as exc:
+        print(f"skipped ({exc}); install with: pip install 'dashscope-embed[langchain]'")
+        return
+    emb = DashScopeEmbeddings(model=MODEL, dimension=DIM, **conn)  # type: ignore[arg-type]
+    store = InMemoryVectorStore.from_texts(CORPUS, embedding=emb)
+    for query, expected in QUERIES[:3]:
+        doc = store.similarity_search(query, k=1)[0]
+        mark = "ok " if doc.page_content == CORPUS[expected] else "-- "
+        print(f"{mark}{query!r} -> {doc.page_content[:70]}")
+
+
+def llamaindex_search(conn: dict[str, str]) -> None:
+    _banner("3. LlamaIndex: DashScopeEmbedding + VectorStoreIndex")
+    try:
+        from llama_index.core import Document, VectorStoreIndex
+
+        from llama_index_dashscope_embed import DashScopeEmbedding
+    except ImportError as exc:
+        print(f"skipped ({exc}); install with: pip install 'dashscope-embed[llamaindex]'")
+        return
+    embed_model = DashScopeEmbedding(model_name=MODEL, dimension=DIM, **conn)  # type: ignore[arg-type]
+    index = VectorStoreIndex.from_documents(
+        [Document(text=t) for t in CORPUS], embed_model=embed_model
+    )
+    retriever = index.as_retriever(similarity_top_k=1)
+    for query, expected in QUERIES[2:]:
+        node = retriever.retrieve(query)[0]
+        mark = "ok " if node.get_content() == CORPUS[expected] else "-- "
+        print(f"{mark}{query!r} -> {node.get_content()[:70]}")
+
+
+def main() -> int:
+    conn = dict(connection())
+    hits = core_search(conn)
+    langchain_search(conn)
+    llamaindex_search(conn)
+    print(f"\ncore search: {hits}/{len(QUERIES)} queries ranked the expected passage first")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""LangChain integration for Alibaba Cloud Model Studio (DashScope) embeddings.
+
+::
+
+    from langchain_dashscope_embed import DashScopeEmbeddings
+
+    emb = DashScopeEmbeddings()                 # text-embedding-v4, key from DASHSCOPE_API_KEY
+    emb.embed_query("What is DashScope?")
+
+Names are imported on first use, so ``import langchain_dashscope_embed`` stays light and the
+vector-store extras (``[qdrant]``, ``[milvus]``) are only needed by the classes that use them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .cache import cached_embeddings
+    from .embeddings import DashScopeEmbeddings
+    from .milvus import DashScopeMilvusSparseEmbeddings
+    from .qdrant import DashScopeSparseEmbeddings
+
+#: Public name -> submodule that defines it (add new classes here and in ``__all__``).
+_EXPORTS = {
+    "DashScopeEmbeddings": "embeddings",
+    "DashScopeMilvusSparseEmbeddings": "milvus",
+    "DashScopeSparseEmbeddings": "qdrant",
+    "cached_embeddings": "cache",
+}
+
+__all__ = [
+    "DashScopeEmbeddings",
+    "DashScopeMilvusSparseEmbeddings",
+    "DashScopeSparseEmbeddings",
+    "cached_embeddings",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

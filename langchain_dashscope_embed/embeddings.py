@@ -1,0 +1,228 @@
+"""``DashScopeEmbeddings``: LangChain text embeddings over the dashscope-embed core."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import httpx
+from dashscope_embed import (
+    DEFAULT_TEXT_MODEL,
+    AsyncDashScopeClient,
+    DashScopeClient,
+    EmbeddingResult,
+    OutputType,
+    TextType,
+    Usage,
+)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+from ._runtime import Runtime
+
+try:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.utils import secret_from_env
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    _HINT = 'langchain-core is missing: pip install "dashscope-embed[langchain]"'
+    raise ImportError(_HINT) from exc
+
+if TYPE_CHECKING:
+    from .milvus import DashScopeMilvusSparseEmbeddings
+    from .qdrant import DashScopeSparseEmbeddings
+
+__all__ = ["DashScopeEmbeddings"]
+
+_RENAMED = {"dimensions": "dimension", "model_name": "model", "instruct": "query_instruct"}
+
+
+class DashScopeEmbeddings(BaseModel, Embeddings):
+    """Alibaba Cloud Model Studio (DashScope) text embeddings, e.g. ``text-embedding-v4``.
+
+    A drop-in replacement for ``langchain_community.embeddings.DashScopeEmbeddings``: same
+    ``model`` field and ``DASHSCOPE_API_KEY``, ``dashscope_api_key=`` still accepted.
+
+    Setup:
+        ``pip install "dashscope-embed[langchain]"`` and ``export DASHSCOPE_API_KEY=sk-...``.
+
+    Key init args:
+        model: Model id (default ``text-embedding-v4``).
+        dimension: Output size (v4: 64..2048; default: the model's own, 1024 for v4).
+        query_instruct: Task instruction sent as ``instruct`` with queries (v4 and newer).
+        output_type: ``"dense"`` or ``"dense&sparse"`` (one call feeds :meth:`sparse_view`).
+        api_key / region / base_url / workspace: Where to call; arguments win over
+            ``DASHSCOPE_API_KEY`` / ``DASHSCOPE_REGION`` / ``DASHSCOPE_BASE_URL`` /
+            ``DASHSCOPE_WORKSPACE``.
+        timeout / max_retries / max_concurrency: Passed to the core, which batches to the
+            model's row limit, retries per batch and runs batches concurrently.
+
+    Instantiate / embed::
+
+        from langchain_dashscope_embed import DashScopeEmbeddings
+
+        emb = DashScopeEmbeddings(dimension=512)
+        vectors = emb.embed_documents(["Hangzhou is in Zhejiang.", "Tea grows on hills."])
+        query = emb.embed_query("Where is Hangzhou?")          # text_type="query"
+        query = await emb.aembed_query("Where is Hangzhou?")   # native asyncio
+        emb.usage.total_tokens                                 # tokens billed so far
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+        hide_input_in_errors=True,  # a validation error must never echo the key back
+    )
+
+    model: str = DEFAULT_TEXT_MODEL
+    dashscope_api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None),
+        alias="api_key",
+        exclude=True,
+        repr=False,
+    )
+    dimension: int | None = None
+    query_instruct: str | None = None
+    output_type: Literal["dense", "dense&sparse"] = "dense"
+    region: str | None = None
+    base_url: str | None = None
+    workspace: str | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    max_concurrency: int | None = None
+    max_batch_size: int | None = None
+    sparse_cache_size: int = Field(default=10_000, ge=0)
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
+
+    _rt: Runtime = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explain_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields) | {"api_key"}
+            for name in sorted(k for k in data if k not in known):
+                close = _RENAMED.get(name) or next(
+                    iter(difflib.get_close_matches(name, known, n=1)), None
+                )
+                hint = f" (did you mean {close!r}?)" if close else ""
+                # TypeError, like any unexpected keyword: pydantic would wrap a ValueError in a
+                # ValidationError whose .errors() carries every input, the key included.
+                raise TypeError(
+                    f"unknown field {name!r}{hint}. DashScopeEmbeddings accepts: "
+                    + ", ".join(sorted(known))
+                )
+        return data
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        key = self.dashscope_api_key.get_secret_value() if self.dashscope_api_key else None
+        conf: dict[str, Any] = {
+            "region": self.region,
+            "base_url": self.base_url,
+            "workspace": self.workspace,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_concurrency": self.max_concurrency,
+        }
+        client = DashScopeClient(key, http_client=self.http_client, **conf)
+        # An empty call validates model, dimension and instruct now and sends nothing.
+        client.embed_texts([], **self._options("query", self.output_type))
+
+        def make_async() -> AsyncDashScopeClient:
+            return AsyncDashScopeClient(key, http_client=self.http_async_client, **conf)
+
+        self._rt = Runtime(client, make_async, sparse_cache_size=self.sparse_cache_size)
+
+    def _options(self, text_type: TextType, output_type: OutputType) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "text_type": text_type,
+            "dimension": None if output_type == "sparse" else self.dimension,
+            "output_type": output_type,
+            "instruct": self.query_instruct if text_type == "query" else None,
+            "max_batch_size": self.max_batch_size,
+        }
+
+    def _embed(
+        self, texts: Sequence[str], text_type: TextType, output_type: OutputType | None = None
+    ) -> EmbeddingResult:
+        out = output_type or self.output_type
+        result = self._rt.client.embed_texts(texts, **self._options(text_type, out))
+        return self._rt.record(texts, text_type, out, result)
+
+    async def _aembed(
+        self, texts: Sequence[str], text_type: TextType, output_type: OutputType | None = None
+    ) -> EmbeddingResult:
+        out = output_type or self.output_type
+        result = await self._rt.async_client().embed_texts(texts, **self._options(text_type, out))
+        return self._rt.record(texts, text_type, out, result)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed corpus texts (``text_type="document"``), one plain-float vector per text."""
+        return self._embed(texts, "document").tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed a search query (``text_type="query"``, plus ``instruct`` if set)."""
+        return self._embed([text], "query").tolist()[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents` on the core's asyncio client (no threads)."""
+        return (await self._aembed(texts, "document")).tolist()
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query` on the core's asyncio client (no threads)."""
+        return (await self._aembed([text], "query")).tolist()[0]
+
+    @overload
+    def sparse_view(self, kind: Literal["qdrant"] = "qdrant") -> DashScopeSparseEmbeddings: ...
+    @overload
+    def sparse_view(self, kind: Literal["milvus"]) -> DashScopeMilvusSparseEmbeddings: ...
+    def sparse_view(
+        self, kind: Literal["qdrant", "milvus"] = "qdrant"
+    ) -> DashScopeSparseEmbeddings | DashScopeMilvusSparseEmbeddings:
+        """A sparse embeddings object sharing this one's calls (see ``output_type``).
+
+        With ``output_type="dense&sparse"`` every dense call also keeps the sparse half of its
+        texts (a bounded cache of ``sparse_cache_size`` texts), and the view reads it before
+        calling the API, so a hybrid index pays for each text once. ``kind="qdrant"`` gives a
+        langchain-qdrant ``SparseEmbeddings``; ``kind="milvus"`` a langchain-milvus
+        ``BaseSparseEmbedding``.
+        """
+        if kind == "milvus":
+            from .milvus import DashScopeMilvusSparseEmbeddings
+
+            return DashScopeMilvusSparseEmbeddings(source=self)
+        from .qdrant import DashScopeSparseEmbeddings
+
+        return DashScopeSparseEmbeddings(source=self)
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage summed over every call of this instance (thread-safe)."""
+        return self._rt.usage
+
+    @property
+    def last_usage(self) -> Usage:
+        """Token usage of the most recent call that finished."""
+        return self._rt.last_usage
+
+    def reset_usage(self) -> None:
+        """Set :attr:`usage` and :attr:`last_usage` back to zero."""
+        self._rt.reset_usage()
+
+    def cache_namespace(self, kind: Literal["document", "query"] = "document") -> str:
+        """A cache-key prefix naming this instance's vector space (see :mod:`.cache`)."""
+        from .cache import cache_namespace
+
+        return cache_namespace(self, kind)
+
+    def close(self) -> None:
+        """Close the sync connection pool (a client passed as ``http_client`` stays open)."""
+        self._rt.client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async connection pool."""
+        await self._rt.aclose()

@@ -1,0 +1,178 @@
+"""``DashScopeSettings``: the fields and the two call paths every LlamaIndex adapter shares.
+
+It is mixed in *before* the LlamaIndex base (``class X(DashScopeSettings, BaseEmbedding)``).
+Public fields are the options that change the vectors plus the endpoint, so ``to_dict()``
+round-trips them; transport knobs are excluded (changing a timeout must not invalidate an
+``IngestionPipeline`` cache). Everything is validated once, at construction, by the core: an
+empty ``embed_texts`` call checks model, dimension, output_type, instruct and region and sends
+nothing. Every hook goes through ``_embed`` / ``_aembed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import httpx
+from dashscope_embed import (
+    EmbeddingResult,
+    OutputType,
+    TextType,
+    Usage,
+    get_model,
+)
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, model_validator
+
+from ._runtime import Runtime
+
+#: ``auto``: queries are sent as ``query`` and texts as ``document`` (the retrieval setup);
+#: ``document`` / ``query``: every text is sent with that type (symmetric tasks).
+TextTypePolicy = Literal["auto", "document", "query"]
+Role = Literal["query", "document"]
+
+
+class DashScopeSettings(BaseModel):
+    """Options shared by the dense and sparse adapters (mixed in before the LlamaIndex base)."""
+
+    text_type: TextTypePolicy = Field(
+        default="auto", description="auto: query hooks send 'query', text hooks 'document'."
+    )
+    query_instruct: str | None = Field(
+        default=None, description="Task instruction sent with queries (text-embedding-v4+)."
+    )
+    region: str | None = Field(default=None, description="Region preset (resolved at init).")
+    base_url: str | None = Field(default=None, description="Explicit host (resolved at init).")
+    # Transport knobs do not change the vectors: they stay out of to_dict() so that changing a
+    # timeout does not invalidate an IngestionPipeline cache.
+    workspace: str | None = Field(default=None, exclude=True)
+    timeout: float | None = Field(default=None, exclude=True)
+    max_retries: int | None = Field(default=None, exclude=True)
+    max_concurrency: int | None = Field(default=None, exclude=True)
+
+    _rt: Runtime = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_batch_size(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("embed_batch_size") is None:
+            name = data.get("model_name") or cls.model_fields["model_name"].default
+            data = {**data, "embed_batch_size": get_model(name).max_batch_size}
+        return data
+
+    @model_validator(mode="after")
+    def _check_batch_size(self) -> DashScopeSettings:
+        spec = get_model(self.model_name)
+        size: int = getattr(self, "embed_batch_size")  # noqa: B009 (declared by the LI base)
+        if spec.known and size > spec.max_batch_size:
+            raise ValueError(
+                f"embed_batch_size={size} exceeds {spec.name}'s limit of "
+                f"{spec.max_batch_size} rows per request; use embed_batch_size<="
+                f"{spec.max_batch_size}"
+            )
+        if self.query_instruct is not None and self.text_type == "document":
+            raise ValueError(
+                "query_instruct applies to queries only; text_type='document' sends none"
+            )
+        return self
+
+    model_name: str  # declared by each concrete class (with its default)
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        **data: Any,
+    ) -> None:
+        """Resolve the key and endpoint once, pin the resolved endpoint, validate the options.
+
+        Args:
+            api_key: DashScope key; defaults to ``DASHSCOPE_API_KEY``. Kept private.
+            http_client: An ``httpx.Client`` for the sync hooks (tests, proxies); not closed.
+            async_http_client: An ``httpx.AsyncClient`` for the async hooks; not closed.
+            **data: The public fields.
+
+        Raises:
+            ConfigurationError: no key, an unknown region or a malformed base URL.
+            InvalidInputError: an option the model cannot take (dimension, instruct, sparse).
+            ValueError: ``embed_batch_size`` above the model's row limit.
+        """
+        super().__init__(**data)
+        options = {
+            "region": self.region,
+            "base_url": self.base_url,
+            "workspace": self.workspace,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_concurrency": self.max_concurrency,
+        }
+        self._rt = Runtime(api_key, options, http_client, async_http_client)
+        config = self._rt.sync.config
+        self.region, self.base_url = config.region, config.base_url
+        self.workspace = config.workspace
+        # An empty call validates model, dimension, output_type, instruct and region; no request.
+        self._rt.sync.embed_texts([], **self._call_options("query"))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # LlamaIndex's BaseComponent re-runs __init__ from the public fields, which would swap in
+        # whatever key the environment holds; restore the pickled runtime (and key) instead.
+        BaseModel.__setstate__(self, state)
+
+    def _text_type(self, role: Role) -> TextType:
+        return role if self.text_type == "auto" else self.text_type
+
+    def _call_options(self, role: Role, output_type: OutputType | None = None) -> dict[str, Any]:
+        """The core ``embed_texts`` keywords for a query or a document hook."""
+        text_type = self._text_type(role)
+        return {
+            "model": self.model_name,
+            "text_type": text_type,
+            "dimension": getattr(self, "dimension", None),
+            "output_type": output_type or self._output_type(),
+            "instruct": self.query_instruct if text_type == "query" else None,
+            "max_batch_size": getattr(self, "embed_batch_size"),  # noqa: B009
+        }
+
+    def _output_type(self) -> OutputType:
+        raise NotImplementedError
+
+    def _embed(
+        self, texts: Sequence[str], role: Role, output_type: OutputType | None = None
+    ) -> EmbeddingResult:
+        opts = self._call_options(role, output_type)
+        res = self._rt.sync.embed_texts(list(texts), **opts)
+        self._rt.record(res, text_type=opts["text_type"], output_type=opts["output_type"])
+        return res
+
+    async def _aembed(
+        self, texts: Sequence[str], role: Role, output_type: OutputType | None = None
+    ) -> EmbeddingResult:
+        opts = self._call_options(role, output_type)
+        res = await self._rt.aclient().embed_texts(list(texts), **opts)
+        self._rt.record(res, text_type=opts["text_type"], output_type=opts["output_type"])
+        return res
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage summed over every call this object made (the server's own counts)."""
+        return self._rt.usage
+
+    @property
+    def last_usage(self) -> Usage | None:
+        """Token usage of the most recent call, or ``None`` before the first call."""
+        return self._rt.last_usage
+
+    def close(self) -> None:
+        """Close the sync connection pool (an injected ``http_client`` is left open)."""
+        self._rt.sync.close()
+
+    async def aclose(self) -> None:
+        """Close the async connection pool of the running event loop."""
+        await self._rt.aclose()
+
+    def to_payload(self) -> dict[str, Any]:
+        """Safe details for instrumentation events: options and endpoint, never the key."""
+        data = self.model_dump(exclude={"callback_manager", "embeddings_cache", "rate_limiter"})
+        data["class_name"] = self.class_name()  # type: ignore[attr-defined]
+        return data

@@ -1,0 +1,116 @@
+"""The private half of every adapter: the key, the core clients, the usage totals.
+
+The key lives only here, never in a pydantic field, so ``to_dict()``, ``to_payload()`` and every
+event stay clean. The sync client is built once; async clients are built per event loop, because
+an ``httpx.AsyncClient`` binds its pooled connections to the loop that first used them (two
+``asyncio.run(...)`` calls in a row would otherwise fail on the second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from dashscope_embed import (
+    AsyncDashScopeClient,
+    DashScopeClient,
+    DashScopeError,
+    EmbeddingResult,
+    SparseVector,
+    TextType,
+    Usage,
+)
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+
+from .usage import DashScopeUsageEvent
+
+dispatcher = get_dispatcher(__name__)
+
+
+class Runtime:
+    """Core clients and token usage of one adapter instance (pickles as key + options)."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        options: dict[str, Any],
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.sync = DashScopeClient(api_key, http_client=http_client, **options)
+        self._key = self.sync.config.api_key  # resolved: argument > DASHSCOPE_API_KEY
+        self._options = options
+        self._async_http = async_http_client
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDashScopeClient]
+        self._async = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self.usage = Usage()
+        self.last_usage: Usage | None = None
+
+    def __repr__(self) -> str:
+        return f"Runtime({self.sync!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # IngestionPipeline(num_workers>1) pickles transformations: keep key and options only.
+        return {"key": self._key, "options": self._options, "usage": self.usage}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["key"], state["options"])  # type: ignore[misc]
+        self.usage = state["usage"]
+
+    def aclient(self) -> AsyncDashScopeClient:
+        """The async client of the running event loop, created on first use in that loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._async.get(loop)
+            if client is None:
+                client = AsyncDashScopeClient(
+                    self._key, http_client=self._async_http, **self._options
+                )
+                self._async[loop] = client
+            return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client, if this loop made one."""
+        with self._lock:
+            client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    def record(self, res: EmbeddingResult, *, text_type: TextType | None, output_type: str) -> None:
+        """Add a call's usage to the totals and announce it on the instrumentation bus."""
+        if not res.request_ids and not res.usage.requests:
+            return  # an empty input: nothing was sent
+        with self._lock:
+            self.usage = self.usage + res.usage
+            self.last_usage = res.usage
+        dispatcher.event(
+            DashScopeUsageEvent(
+                model_name=res.model,
+                text_type=text_type,
+                output_type=output_type,
+                rows=len(res),
+                requests=res.usage.requests,
+                total_tokens=res.usage.total_tokens,
+                request_ids=list(res.request_ids),
+            )
+        )
+
+
+def sparse_rows(res: EmbeddingResult) -> list[SparseVector]:
+    """The merged sparse vectors of a result (unique ascending indices, max weight kept)."""
+    if res.sparse is None:  # the core always returns them when output_type includes sparse
+        raise DashScopeError(f"{res.model} returned no sparse vectors")
+    return [v.merged() for v in res.sparse]
+
+
+def fill_sparse(
+    found: Sequence[SparseVector | None], res: EmbeddingResult | None
+) -> list[SparseVector]:
+    """Stashed vectors in place, freshly fetched ones (``res``, in order) in the gaps."""
+    fetched = iter(() if res is None else sparse_rows(res))
+    return [v if v is not None else next(fetched) for v in found]

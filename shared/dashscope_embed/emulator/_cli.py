@@ -1,0 +1,128 @@
+"""``python -m dashscope_embed.emulator`` / ``dashscope-embed emulator``: serve until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dashscope_embed.emulator._app import Emulator, EmulatorConfig
+from dashscope_embed.emulator._server import EmulatorServer
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+BANNER = (
+    "DashScope emulator listening on {url} (NOT the real service: vectors are deterministic hashes)"
+)
+
+
+def _row_limit(value: str) -> tuple[str, int]:
+    model, sep, number = value.rpartition("=")
+    if not sep or not model:
+        raise argparse.ArgumentTypeError(f"expected MODEL=N, got {value!r}")
+    try:
+        limit = int(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"N must be an integer in {value!r}") from None
+    if limit < 1:
+        raise argparse.ArgumentTypeError(f"N must be at least 1 in {value!r}")
+    return model, limit
+
+
+def _rate(value: str) -> float:
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {value!r}")
+    return rate
+
+
+def build_parser(prog: str = "python -m dashscope_embed.emulator") -> argparse.ArgumentParser:
+    """The argument parser (separate from :func:`main` so it can be tested without serving)."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Serve a local DashScope-compatible embedding API. Its vectors are "
+        "deterministic lexical hashes, NOT the real model's vectors.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8123, help="port; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument(
+        "--latency-jitter", type=float, default=0.0, help="extra random seconds, 0..N"
+    )
+    parser.add_argument("--rpm", type=int, default=None, help="requests per minute per model")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per minute per model")
+    parser.add_argument(
+        "--error-rate", type=_rate, default=0.0, help="share answered 500 InternalError"
+    )
+    parser.add_argument("--drop-rate", type=_rate, default=0.0, help="share of dropped connections")
+    parser.add_argument(
+        "--retry-after", type=float, default=None, help="Retry-After seconds on 429"
+    )
+    parser.add_argument(
+        "--row-limit",
+        type=_row_limit,
+        action="append",
+        default=[],
+        metavar="MODEL=N",
+        help="override a model's rows per request (repeatable)",
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="accept only these keys (repeatable; default: any key starting with sk-)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for random faults (default: 0)")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """Turn parsed arguments into an :class:`EmulatorConfig`."""
+    return EmulatorConfig(
+        latency=args.latency,
+        latency_jitter=args.latency_jitter,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        error_rate=args.error_rate,
+        drop_rate=args.drop_rate,
+        retry_after=args.retry_after,
+        row_limits=dict(args.row_limit),
+        api_keys=frozenset(args.api_key) if args.api_key else None,
+        seed=args.seed,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the emulator in the foreground until Ctrl-C.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` if ``None``.
+
+    Returns:
+        The process exit code (0 after Ctrl-C).
+    """
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    server = EmulatorServer(
+        Emulator(config_from_args(args)), host=args.host, port=args.port, verbose=args.verbose
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    print(BANNER.format(url=server.url), flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
