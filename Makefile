@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test lint typecheck unit bench record emulator clean
+.PHONY: demo test lint typecheck unit bench record test-vcr emulator clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench: $(VENV)/.dev-installed
 
 record: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q -m vcr --record-mode=rewrite
+
+test-vcr: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q -m vcr --record-mode=none
 
 emulator: $(VENV)/.demo-installed
 	$(BIN)/dashscope-embed emulator --port 8123

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["EmulatorProcess", "cpu_seconds", "corpus", "peak_rss_mb", "table"]
+__all__ = ["EmulatorProcess", "corpus", "cpu_seconds", "peak_rss_mb", "table"]
 
 
 @dataclass
@@ -29,7 +29,9 @@ class EmulatorProcess:
 
     def __enter__(self) -> EmulatorProcess:
         cmd = [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0", *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -59,23 +59,31 @@ def no_quota(n: int) -> list[dict[str, object]]:
     with EmulatorProcess(["--latency", "0.1"]) as emu:
         ours = _embed(emu.url, texts)
         seq_n = max(ROWS, n // 10)
-        seq = _embed(
-            emu.url, texts[:seq_n], throttle=Throttle(max_concurrency=1, adaptive=False)
-        )
+        seq = _embed(emu.url, texts[:seq_n], throttle=Throttle(max_concurrency=1, adaptive=False))
     ideal = math.ceil(n / ROWS) / DEFAULT_MAX_CONCURRENCY * 0.1
     seq_rate = seq_n / seq["wall"]
-    rows.append({
-        "scenario": f"1. no quota, 100 ms, cap {DEFAULT_MAX_CONCURRENCY}",
-        "texts": n, "wall s": f"{ours['wall']:.1f}", "rate": f"{n / ours['wall']:.0f} texts/s",
-        "vs target": f"{ideal / ours['wall']:.2f} of ideal",
-        "429 share": f"{ours['throttled'] / ours['requests']:.1%}", "correct": ours["ok"],
-    })
-    rows.append({
-        "scenario": "4. sequential client (1 in flight), same server",
-        "texts": seq_n, "wall s": f"{seq['wall']:.1f}", "rate": f"{seq_rate:.0f} texts/s",
-        "vs target": f"ours is {n / ours['wall'] / seq_rate:.1f}x faster",
-        "429 share": f"{seq['throttled'] / seq['requests']:.1%}", "correct": seq["ok"],
-    })
+    rows.append(
+        {
+            "scenario": f"1. no quota, 100 ms, cap {DEFAULT_MAX_CONCURRENCY}",
+            "texts": n,
+            "wall s": f"{ours['wall']:.1f}",
+            "rate": f"{n / ours['wall']:.0f} texts/s",
+            "vs target": f"{ideal / ours['wall']:.2f} of ideal",
+            "429 share": f"{ours['throttled'] / ours['requests']:.1%}",
+            "correct": ours["ok"],
+        }
+    )
+    rows.append(
+        {
+            "scenario": "4. sequential client (1 in flight), same server",
+            "texts": seq_n,
+            "wall s": f"{seq['wall']:.1f}",
+            "rate": f"{seq_rate:.0f} texts/s",
+            "vs target": f"ours is {n / ours['wall'] / seq_rate:.1f}x faster",
+            "429 share": f"{seq['throttled'] / seq['requests']:.1%}",
+            "correct": seq["ok"],
+        }
+    )
     return rows
 
 
@@ -86,9 +94,13 @@ def rpm_quota(n: int, rpm: int = 600) -> dict[str, object]:
     achieved = r["requests"] - r["throttled"]
     rate = achieved / r["wall"] * 60
     return {
-        "scenario": f"2. {rpm} RPM quota, 150 ms", "texts": n, "wall s": f"{r['wall']:.1f}",
-        "rate": f"{rate:.0f} RPM", "vs target": f"{rate / rpm:.2f} of quota",
-        "429 share": f"{r['throttled'] / r['requests']:.1%}", "correct": r["ok"],
+        "scenario": f"2. {rpm} RPM quota, 150 ms",
+        "texts": n,
+        "wall s": f"{r['wall']:.1f}",
+        "rate": f"{rate:.0f} RPM",
+        "vs target": f"{rate / rpm:.2f} of quota",
+        "429 share": f"{r['throttled'] / r['requests']:.1%}",
+        "correct": r["ok"],
     }
 
 
@@ -100,10 +112,13 @@ def tpm_quota(n: int) -> dict[str, object]:
         r = _embed(emu.url, texts)
     rate = r["tokens"] / r["wall"] * 60
     return {
-        "scenario": f"3. {tpm:,} TPM quota, long texts, 150 ms", "texts": n,
-        "wall s": f"{r['wall']:.1f}", "rate": f"{rate:,.0f} TPM",
+        "scenario": f"3. {tpm:,} TPM quota, long texts, 150 ms",
+        "texts": n,
+        "wall s": f"{r['wall']:.1f}",
+        "rate": f"{rate:,.0f} TPM",
         "vs target": f"{rate / tpm:.2f} of quota",
-        "429 share": f"{r['throttled'] / r['requests']:.1%}", "correct": r["ok"],
+        "429 share": f"{r['throttled'] / r['requests']:.1%}",
+        "correct": r["ok"],
     }
 
 
@@ -112,10 +127,13 @@ def cpu_and_memory(n: int) -> dict[str, object]:
     with EmulatorProcess([]) as emu:
         r = _embed(emu.url, texts)
     return {
-        "scenario": f"client CPU and peak RSS, {n:,} vectors, no latency", "texts": n,
-        "wall s": f"{r['wall']:.1f}", "rate": f"{n / r['wall']:.0f} texts/s",
+        "scenario": f"client CPU and peak RSS, {n:,} vectors, no latency",
+        "texts": n,
+        "wall s": f"{r['wall']:.1f}",
+        "rate": f"{n / r['wall']:.0f} texts/s",
         "vs target": f"{r['cpu'] / n * 1e6:.0f} µs CPU/vector, peak RSS {peak_rss_mb():.0f} MiB",
-        "429 share": "-", "correct": r["ok"],
+        "429 share": "-",
+        "correct": r["ok"],
     }
 
 

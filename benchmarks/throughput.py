@@ -23,23 +23,30 @@ LATENCY = 0.1
 ROWS = 10  # text-embedding-v4
 
 
-def run(n: int, concurrency: int, *, error_rate: float = 0.0, check: bool = False) -> dict[str, object]:
+def run(
+    n: int, concurrency: int, *, error_rate: float = 0.0, check: bool = False
+) -> dict[str, object]:
     texts = corpus(n)
     args = ["--latency", str(LATENCY), "--error-rate", str(error_rate), "--seed", "7"]
-    with EmulatorProcess(args) as emu:
-        with DashScopeClient("sk-bench", base_url=emu.url, max_concurrency=concurrency) as client:
-            client.embed_texts(["warm up the emulator's projection matrix"], dimension=256)
-            client.stats  # noqa: B018 - warm-up request is excluded below
-            before = client.stats.requests
-            with timer() as t:
-                res = client.embed_texts(texts, dimension=256)
-            stats = client.stats
+    with (
+        EmulatorProcess(args) as emu,
+        DashScopeClient("sk-bench", base_url=emu.url, max_concurrency=concurrency) as client,
+    ):
+        client.embed_texts(["warm up the emulator's projection matrix"], dimension=256)
+        before = client.stats.requests  # the warm-up request is not counted
+        with timer() as t:
+            res = client.embed_texts(texts, dimension=256)
+        stats = client.stats
     ideal = math.ceil(n / ROWS) / concurrency * LATENCY
     ok = "n/a"
     if check:
         sample = range(0, n, max(1, n // 500))
-        expected = np.stack([text_vector("text-embedding-v4", texts[i], dimension=256) for i in sample])
-        ok = str(bool(np.allclose(res.embeddings[list(sample)], expected, atol=1e-5)) and len(res) == n)
+        expected = np.stack(
+            [text_vector("text-embedding-v4", texts[i], dimension=256) for i in sample]
+        )
+        ok = str(
+            bool(np.allclose(res.embeddings[list(sample)], expected, atol=1e-5)) and len(res) == n
+        )
     return {
         "max_concurrency": concurrency,
         "5xx share": f"{error_rate:.0%}",

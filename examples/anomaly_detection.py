@@ -1,14 +1,13 @@
 """Anomaly detection: flag texts that sit far from the centroid of known-normal samples.
 
-The normal samples are product reviews of a coffee machine. A new text is scored by its cosine
-distance to their centroid (mean vector, re-scaled to length 1).
+The normal samples are reviews of a coffee machine; a new text is scored by its cosine distance to
+their centroid (mean vector, re-scaled to length 1).
 
-The threshold comes from the data, not from a magic number: each normal sample is scored against
-the centroid of the *other* samples (leave-one-out, because a sample pulls its own centroid
-towards itself and would look closer than a genuinely new text), and the threshold is the mean of
-those distances plus three standard deviations. Cosine distances of one model and one domain sit
-on their own scale (the real model and the emulator differ a lot), so a fixed cut-off like 0.5
-would be wrong for one of them; "3 sigma above typical normal" adapts to both.
+The threshold comes from the data: each normal sample is scored against the centroid of the
+*other* samples (leave-one-out: a sample pulls its own centroid towards itself, so it would look
+closer than a genuinely new text), and the cut-off is the mean of those distances plus three
+standard deviations. Distances sit on a different scale for each model and domain (the real model
+and the emulator differ a lot), so a fixed cut-off such as 0.5 would be wrong for one of them.
 
 Run from the repository root: ``python examples/anomaly_detection.py``
 """
@@ -19,6 +18,7 @@ from typing import TypedDict
 
 import numpy as np
 from _common import DIMENSION, MODEL, connection, unit_rows
+
 from dashscope_embed import DashScopeClient
 
 NORMAL = [
@@ -62,13 +62,15 @@ def main() -> Report:
     centroid = unit_rows(normal.mean(axis=0))
     distances = 1.0 - incoming @ centroid
 
-    print(f"Normal samples: leave-one-out cosine distance {loo.mean():.3f} ± {loo.std(ddof=1):.3f}")
+    anomalies = [text for text, d in zip(INCOMING, distances, strict=True) if d > threshold]
+
+    print(
+        f"Normal samples, leave-one-out cosine distance: mean {loo.mean():.3f}, "
+        f"std {loo.std(ddof=1):.3f}, max {loo.max():.3f}"
+    )
     print(f"Threshold (mean + 3 std): {threshold:.3f}\n")
-    anomalies = []
     for text, distance in zip(INCOMING, distances, strict=True):
-        if distance > threshold:
-            anomalies.append(text)
-        verdict = "ANOMALY" if distance > threshold else "normal "
+        verdict = "ANOMALY" if text in anomalies else "normal "
         print(f"{verdict}  distance {distance:.3f}  {text}")
     return Report(
         threshold=threshold,

@@ -14,8 +14,9 @@ from collections import Counter
 from typing import TypedDict
 
 from _common import DIMENSION, MODEL, connection
-from dashscope_embed import DashScopeClient
 from sklearn.cluster import KMeans
+
+from dashscope_embed import DashScopeClient
 
 HEADLINES = [  # (topic, headline); the topic is never shown to the model
     ("sports", "Football: the home team wins the league match with a late goal"),

@@ -13,17 +13,12 @@ A part whose framework is not installed is skipped with the install command.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import connection
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import connection  # noqa: E402
-
-from dashscope_embed import DashScopeClient  # noqa: E402
+from dashscope_embed import DashScopeClient
 
 MODEL = "text-embedding-v4"
 DIM = 512
@@ -63,7 +58,10 @@ def core_search(conn: dict[str, str]) -> int:
         t0 = time.perf_counter()
         docs = client.embed_texts(CORPUS, model=MODEL, dimension=DIM, text_type="document")
         queries = client.embed_texts(
-            [q for q, _ in QUERIES], model=MODEL, dimension=DIM, text_type="query",
+            [q for q, _ in QUERIES],
+            model=MODEL,
+            dimension=DIM,
+            text_type="query",
             instruct=INSTRUCT,
         )
         elapsed = time.perf_counter() - t0
@@ -81,7 +79,9 @@ def core_search(conn: dict[str, str]) -> int:
             print(f"\n{mark}query: {query!r}")
             for rank, idx in enumerate(order, 1):
                 print(f"     {rank}. {row[idx]:.3f}  {CORPUS[idx][:72]}")
-        print(f"\nstats: {client.stats.requests} requests, retries {client.stats.retries or 'none'}")
+        print(
+            f"\nstats: {client.stats.requests} requests, retries {client.stats.retries or 'none'}"
+        )
     return hits
 
 

@@ -10,6 +10,7 @@ Run from the repository root: ``python examples/recommendation.py``
 from __future__ import annotations
 
 from _common import DIMENSION, MODEL, connection, unit_rows
+
 from dashscope_embed import DashScopeClient
 
 CATALOGUE = {

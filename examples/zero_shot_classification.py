@@ -11,6 +11,7 @@ Run from the repository root: ``python examples/zero_shot_classification.py``
 from __future__ import annotations
 
 from _common import DIMENSION, MODEL, connection
+
 from dashscope_embed import DashScopeClient
 
 LABELS = {

@@ -20,12 +20,14 @@ if TYPE_CHECKING:
     from .cache import cached_embeddings
     from .embeddings import DashScopeEmbeddings
     from .milvus import DashScopeMilvusSparseEmbeddings
+    from .multimodal import DashScopeMultimodalEmbeddings
     from .qdrant import DashScopeSparseEmbeddings
 
 #: Public name -> submodule that defines it (add new classes here and in ``__all__``).
 _EXPORTS = {
     "DashScopeEmbeddings": "embeddings",
     "DashScopeMilvusSparseEmbeddings": "milvus",
+    "DashScopeMultimodalEmbeddings": "multimodal",
     "DashScopeSparseEmbeddings": "qdrant",
     "cached_embeddings": "cache",
 }
@@ -33,6 +35,7 @@ _EXPORTS = {
 __all__ = [
     "DashScopeEmbeddings",
     "DashScopeMilvusSparseEmbeddings",
+    "DashScopeMultimodalEmbeddings",
     "DashScopeSparseEmbeddings",
     "cached_embeddings",
 ]

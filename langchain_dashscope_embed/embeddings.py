@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
 from dashscope_embed import (
     DEFAULT_TEXT_MODEL,
     AsyncDashScopeClient,
@@ -16,7 +18,6 @@ from dashscope_embed import (
     TextType,
     Usage,
 )
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from ._runtime import Runtime
 

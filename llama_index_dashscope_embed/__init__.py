@@ -23,12 +23,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from .base import DashScopeEmbedding
 from .milvus import DashScopeMilvusSparseFunction
+from .multimodal import DashScopeMultiModalEmbedding
 from .sparse import DashScopeSparseEmbedding, QdrantSparseFns, qdrant_sparse_fns
 from .usage import DashScopeUsageEvent, DashScopeUsageHandler
 
 __all__ = [
     "DashScopeEmbedding",
     "DashScopeMilvusSparseFunction",
+    "DashScopeMultiModalEmbedding",
     "DashScopeSparseEmbedding",
     "DashScopeUsageEvent",
     "DashScopeUsageHandler",

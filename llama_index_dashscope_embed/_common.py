@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import httpx
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, model_validator
+
 from dashscope_embed import (
     EmbeddingResult,
     OutputType,
@@ -21,7 +23,6 @@ from dashscope_embed import (
     Usage,
     get_model,
 )
-from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from ._runtime import Runtime
 
@@ -34,6 +35,7 @@ Role = Literal["query", "document"]
 class DashScopeSettings(BaseModel):
     """Options shared by the dense and sparse adapters (mixed in before the LlamaIndex base)."""
 
+    model_name: str  # redeclared with its default by each concrete class
     text_type: TextTypePolicy = Field(
         default="auto", description="auto: query hooks send 'query', text hooks 'document'."
     )
@@ -60,7 +62,7 @@ class DashScopeSettings(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _check_batch_size(self) -> DashScopeSettings:
+    def _check_limits(self) -> DashScopeSettings:
         spec = get_model(self.model_name)
         size: int = getattr(self, "embed_batch_size")  # noqa: B009 (declared by the LI base)
         if spec.known and size > spec.max_batch_size:
@@ -74,8 +76,6 @@ class DashScopeSettings(BaseModel):
                 "query_instruct applies to queries only; text_type='document' sends none"
             )
         return self
-
-    model_name: str  # declared by each concrete class (with its default)
 
     def __init__(
         self,

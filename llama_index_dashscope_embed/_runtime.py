@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
+
 from dashscope_embed import (
     AsyncDashScopeClient,
     DashScopeClient,
@@ -24,7 +26,6 @@ from dashscope_embed import (
     TextType,
     Usage,
 )
-from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 
 from .usage import DashScopeUsageEvent
 

@@ -58,4 +58,8 @@ class SparseStash:
     ) -> list[SparseVector | None]:
         """The stored vector of each text, or ``None`` where it must be fetched."""
         with self._lock:
-            return [self._items.get((*prefix, t)) for t in texts]
+            found = [self._items.get((*prefix, t)) for t in texts]
+            for text, vec in zip(texts, found, strict=True):
+                if vec is not None:
+                    self._items.move_to_end((*prefix, text))
+            return found

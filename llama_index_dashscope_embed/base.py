@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from dashscope_embed import DEFAULT_TEXT_MODEL, EmbeddingResult, OutputType, SparseVector
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from dashscope_embed import DEFAULT_TEXT_MODEL, EmbeddingResult, OutputType, SparseVector
 
 from ._common import DashScopeSettings, Role
 from ._runtime import fill_sparse

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from dashscope_embed import DEFAULT_TEXT_MODEL, OutputType, SparseVector
 from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, SparseEmbedding
 from llama_index.core.bridge.pydantic import Field
+
+from dashscope_embed import DEFAULT_TEXT_MODEL, OutputType, SparseVector
 
 from ._common import DashScopeSettings, Role
 from ._runtime import sparse_rows

@@ -54,9 +54,14 @@ class DashScopeUsageEvent(BaseEvent):
 
 
 class DashScopeUsageHandler(BaseEventHandler):
-    """Sums :class:`DashScopeUsageEvent` counts across every DashScope adapter in the process."""
+    """Sums :class:`DashScopeUsageEvent` counts across every DashScope adapter in the process.
 
-    events: list[DashScopeUsageEvent] = Field(default_factory=list)
+    Keeps counters, not the events, so it can stay attached for the life of a service.
+    """
+
+    total_embedding_token_count: int = Field(default=0, description="Tokens billed so far.")
+    request_count: int = Field(default=0, description="HTTP requests that succeeded so far.")
+    row_count: int = Field(default=0, description="Texts embedded so far.")
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
@@ -66,19 +71,11 @@ class DashScopeUsageHandler(BaseEventHandler):
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         if isinstance(event, DashScopeUsageEvent):
             with self._lock:
-                self.events.append(event)
-
-    @property
-    def total_embedding_token_count(self) -> int:
-        """Tokens billed so far (same name as ``TokenCountingHandler``'s property)."""
-        return sum(e.total_tokens for e in self.events)
-
-    @property
-    def request_count(self) -> int:
-        """HTTP requests that succeeded so far."""
-        return sum(e.requests for e in self.events)
+                self.total_embedding_token_count += event.total_tokens
+                self.request_count += event.requests
+                self.row_count += event.rows
 
     def reset_counts(self) -> None:
-        """Forget the events seen so far."""
+        """Start counting from zero again."""
         with self._lock:
-            self.events = []
+            self.total_embedding_token_count = self.request_count = self.row_count = 0

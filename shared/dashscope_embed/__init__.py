@@ -14,6 +14,9 @@ Quick start::
 
 from __future__ import annotations
 
+from ._batch import BatchJob, BatchPartStatus, BatchReport, BatchStatus, embed_batch
+from ._batch_api import BatchInfo, list_batches
+from ._batch_files import BatchFailure
 from ._client import AsyncDashScopeClient, DashScopeClient
 from ._config import REGIONS, ClientConfig
 from ._errors import (
@@ -33,14 +36,18 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._media import Fused, Image, MultiImages, MultimodalInput, Video
 from ._models import DEFAULT_TEXT_MODEL, MODELS, ModelSpec, get_model
+from ._multimodal import DEFAULT_MULTIMODAL_MODEL
 from ._stats import ClientStats
+from ._stream import StreamSummary, aiter_embeddings, embed_to_file, embed_to_npy, iter_embeddings
 from ._throttle import Throttle
 from ._types import EmbeddingResult, OutputType, SparseVector, TextType, Usage
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_MULTIMODAL_MODEL",
     "DEFAULT_TEXT_MODEL",
     "MODELS",
     "REGIONS",
@@ -50,7 +57,13 @@ __all__ = [
     "AsyncDashScopeClient",
     "AuthenticationError",
     "BadRequestError",
+    "BatchFailure",
+    "BatchInfo",
+    "BatchJob",
+    "BatchPartStatus",
+    "BatchReport",
     "BatchSizeError",
+    "BatchStatus",
     "ClientConfig",
     "ClientStats",
     "ConfigurationError",
@@ -58,18 +71,30 @@ __all__ = [
     "DashScopeClient",
     "DashScopeError",
     "EmbeddingResult",
+    "Fused",
+    "Image",
     "InputTooLongError",
     "InvalidInputError",
     "ModelSpec",
+    "MultiImages",
+    "MultimodalInput",
     "NotFoundError",
     "OutputType",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
     "SparseVector",
+    "StreamSummary",
     "TextType",
     "Throttle",
     "Usage",
+    "Video",
     "__version__",
+    "aiter_embeddings",
+    "embed_batch",
+    "embed_to_file",
+    "embed_to_npy",
     "get_model",
+    "iter_embeddings",
+    "list_batches",
 ]

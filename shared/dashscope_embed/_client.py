@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from ._config import ClientConfig, resolve_config
+from ._media import MultimodalInput
 from ._models import DEFAULT_TEXT_MODEL, get_model
 from ._plan import Batch, Job, Outcome, TextJob, TextOptions, validate_text_options, validate_texts
 from ._retry import RetryPolicy
@@ -159,6 +160,9 @@ class _BaseClient:
         opts = TextOptions(model, text_type, dimension, output_type, instruct)
         explicit_url = self._config.region is None
         validate_text_options(opts, spec, region=None if explicit_url else self._config.region)
+        if spec.known and not spec.supports_dimension:
+            # v1/v2 have one fixed dimension and reject the parameter: never send it.
+            opts = TextOptions(model, text_type, None, output_type, instruct)
         items = validate_texts(texts)
         if max_batch_size is not None and (
             isinstance(max_batch_size, bool)
@@ -251,9 +255,13 @@ class DashScopeClient(_BaseClient):
         )
         self._sleep: Callable[[float], None] = time.sleep
         self._slot_freed = threading.Condition()
+        self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
-        """Close the HTTP connection pool (only if this client created it)."""
+        """Stop the worker threads and close the HTTP pool (only if this client created it)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._owns_http:
             self._http.close()
 
@@ -319,20 +327,30 @@ class DashScopeClient(_BaseClient):
             while queue:
                 queue.extendleft(reversed(self._send_batch(job, queue.popleft())))
             return
+        pool = self._thread_pool()
         running: set[Future[list[Batch]]] = set()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dashscope") as pool:
-            try:
-                while queue or running:
-                    while queue and len(running) < workers:
-                        running.add(pool.submit(self._send_batch, job, queue.popleft()))
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        queue.extend(fut.result())
-            except BaseException:
-                job.aborted = True
-                for fut in running:
-                    fut.cancel()
-                raise
+        try:
+            while queue or running:
+                while queue and len(running) < workers:
+                    running.add(pool.submit(self._send_batch, job, queue.popleft()))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    queue.extend(fut.result())
+        except BaseException:
+            job.aborted = True  # in-flight batches stop after their current attempt
+            for fut in running:
+                fut.cancel()
+            wait(running)
+            raise
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        """One pool for the client's lifetime (threads are not re-created per call)."""
+        with self._limits_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._workers(2**31), thread_name_prefix="dashscope"
+                )
+            return self._pool
 
     def _admit(self, job: Job, batch: Batch) -> None:
         tokens = job.estimated_tokens(batch)
@@ -374,6 +392,65 @@ class DashScopeClient(_BaseClient):
                 raise outcome.error
             return list(outcome.batches)
         return []
+
+    def embed_multimodal(
+        self,
+        inputs: Sequence[MultimodalInput],
+        *,
+        model: str = "tongyi-embedding-vision-plus",
+        dimension: int | None = None,
+        fps: float | None = None,
+        instruct: str | None = None,
+        enable_fusion: bool | None = None,
+        max_batch_size: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> EmbeddingResult:
+        """Embed texts, images and videos into one vector space (the multimodal endpoint).
+
+        Args:
+            inputs: A list of ``str`` (always a text, never read as a file),
+                :class:`~dashscope_embed.Image` (URL, local path, bytes, file object, PIL image
+                or ``data:`` URI; local images are sent inline, never uploaded),
+                :class:`~dashscope_embed.Video` (URL), :class:`~dashscope_embed.MultiImages`
+                and :class:`~dashscope_embed.Fused`. Empty list → empty result, no request.
+            model: ``tongyi-embedding-vision-plus`` (default), ``-flash``, their ``-2026-03-06``
+                snapshots, ``qwen3-vl-embedding`` or ``multimodal-embedding-v1`` (Beijing only).
+            dimension: Output dimension (validated against the model's allowed values).
+            fps: Share of video frames sampled, in [0, 1].
+            instruct: Task instruction (qwen3-vl-embedding).
+            enable_fusion: qwen3-vl-embedding only: the whole call becomes one fused vector.
+            max_batch_size: Elements per request; defaults to the model's limit.
+            on_progress: Called with the number of inputs finished after each request.
+
+        Returns:
+            An :class:`EmbeddingResult` with one row per input in input order (one row with
+            ``enable_fusion=True``), ``types`` per row and the usage the server reported.
+
+        Raises:
+            InvalidInputError: a bad input or option (format, size, count, model capability),
+                naming the input's index, before any request.
+            APIStatusError: a subclass per meaning, after retries where they apply.
+            APIConnectionError: no answer after retries.
+        """
+        from ._multimodal import multimodal_job
+
+        job = multimodal_job(
+            self,
+            inputs,
+            model=model,
+            dimension=dimension,
+            fps=fps,
+            instruct=instruct,
+            enable_fusion=enable_fusion,
+            max_batch_size=max_batch_size,
+            on_progress=on_progress,
+        )
+        if isinstance(job, EmbeddingResult):
+            return job
+        self._run(job)
+        result = job.result()
+        self._log_done(job, result)
+        return result
 
 
 class AsyncDashScopeClient(_BaseClient):
@@ -531,3 +608,41 @@ class AsyncDashScopeClient(_BaseClient):
                 raise outcome.error
             return list(outcome.batches)
         return []
+
+    async def embed_multimodal(
+        self,
+        inputs: Sequence[MultimodalInput],
+        *,
+        model: str = "tongyi-embedding-vision-plus",
+        dimension: int | None = None,
+        fps: float | None = None,
+        instruct: str | None = None,
+        enable_fusion: bool | None = None,
+        max_batch_size: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> EmbeddingResult:
+        """Async twin of :meth:`DashScopeClient.embed_multimodal` (same arguments and errors).
+
+        Local images are read and encoded in a worker thread, so the event loop never blocks
+        on a file.
+        """
+        from ._multimodal import multimodal_job
+
+        job = await asyncio.to_thread(
+            multimodal_job,
+            self,
+            inputs,
+            model=model,
+            dimension=dimension,
+            fps=fps,
+            instruct=instruct,
+            enable_fusion=enable_fusion,
+            max_batch_size=max_batch_size,
+            on_progress=on_progress,
+        )
+        if isinstance(job, EmbeddingResult):
+            return job
+        await self._run(job)
+        result = job.result()
+        self._log_done(job, result)
+        return result

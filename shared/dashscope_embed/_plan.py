@@ -44,6 +44,7 @@ __all__ = [
     "Batch",
     "Job",
     "Outcome",
+    "StatusRules",
     "TextJob",
     "TextOptions",
     "validate_text_options",
@@ -216,8 +217,124 @@ def _chunks(indices: Sequence[int], size: int) -> list[Batch]:
     return [Batch(tuple(indices[i : i + size])) for i in range(0, len(indices), size)]
 
 
+class StatusRules:
+    """How an answer becomes an :class:`Outcome`: shared by text and multimodal jobs.
+
+    A job provides ``model``, ``spec``, ``policy``, ``on_limit`` and :meth:`_accept` (parse and
+    store a success body); the retry, re-split and error rules here are the same for both.
+    """
+
+    spec: ModelSpec
+    policy: RetryPolicy
+    on_limit: Callable[[str, int], None]
+
+    @property
+    def model(self) -> str:
+        raise NotImplementedError
+
+    def _accept(self, batch: Batch, headers: Mapping[str, str], body: bytes) -> Outcome:
+        """Parse and store a 200 body (raises :class:`ProtocolError` on a malformed one)."""
+        raise NotImplementedError
+
+    def on_response(
+        self, batch: Batch, attempt: int, status: int, headers: Mapping[str, str], body: bytes
+    ) -> Outcome:
+        """Turn one HTTP answer into an :class:`Outcome` (records vectors on success)."""
+        logger.debug(
+            "POST %s rows=%d attempt=%d -> HTTP %d request_id=%s",
+            self.model,
+            len(batch.indices),
+            attempt + 1,
+            status,
+            headers.get("x-request-id"),
+        )
+        if status == 200:
+            try:
+                return self._accept(batch, headers, body)
+            except ProtocolError as exc:
+                err = APIStatusError(
+                    f"malformed success response: {exc}",
+                    status=200,
+                    code="ProtocolError",
+                    request_id=headers.get("x-request-id"),
+                    input_indices=batch.indices,
+                )
+                return Outcome("raise", error=err, status=status)
+        error = make_status_error(
+            status,
+            parse_error_body(body, headers),
+            input_indices=batch.indices,
+            retry_after=parse_retry_after(headers),
+        )
+        outcome = self._on_status_error(batch, attempt, error)
+        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+        return replace(outcome, status=status, retry_after=retry_after)
+
+    def on_transport_error(
+        self, batch: Batch, attempt: int, exc: Exception, *, timeout: bool
+    ) -> Outcome:
+        """A request that got no answer is retried with backoff, then raised."""
+        kind = "timeout" if timeout else "connection error"
+        if attempt < self.policy.max_retries:
+            delay = self.policy.delay(attempt)
+            logger.debug(
+                "retrying batch %s after %s (%r) in %.2fs", batch.indices[0], kind, exc, delay
+            )
+            return Outcome("retry", delay=delay, reason=kind)
+        cls = APITimeoutError if timeout else APIConnectionError
+        msg = f"{kind} after {attempt + 1} attempts: {exc!r}"
+        return Outcome("raise", error=cls(msg, input_indices=batch.indices))
+
+    def _on_status_error(self, batch: Batch, attempt: int, error: APIStatusError) -> Outcome:
+        if isinstance(error, BatchSizeError) and error.limit >= 1:
+            if len(batch.indices) > error.limit:
+                self.on_limit(self.model, error.limit)
+                logger.debug(
+                    "server row limit %d: re-splitting batch of %d", error.limit, len(batch.indices)
+                )
+                return Outcome(
+                    "split", batches=tuple(_chunks(batch.indices, error.limit)), reason="batch_size"
+                )
+            return Outcome("raise", error=error)
+        if isinstance(error, InputTooLongError):
+            if len(batch.indices) > 1:  # bisect to name the offending input(s)
+                half = len(batch.indices) // 2
+                parts = (Batch(batch.indices[:half]), Batch(batch.indices[half:]))
+                return Outcome("split", batches=parts, reason="locate_too_long")
+            idx = batch.indices[0]
+            detail = (
+                f"input {idx} is longer than {self.spec.name} accepts "
+                f"({self.spec.max_tokens} tokens per text); shorten or split it. "
+                f"Server said: {error.message}"
+            )
+            return Outcome(
+                "raise",
+                error=InputTooLongError(
+                    detail,
+                    status=error.status,
+                    code=error.code,
+                    request_id=error.request_id,
+                    input_indices=(idx,),
+                ),
+            )
+        if self.policy.should_retry_status(error) and attempt < self.policy.max_retries:
+            throttled = isinstance(error, RateLimitError)
+            retry_after = error.retry_after if isinstance(error, RateLimitError) else None
+            delay = self.policy.delay(attempt, retry_after=retry_after, throttled=throttled)
+            logger.debug(
+                "retrying batch %s after HTTP %s %s in %.2fs (request_id=%s)",
+                batch.indices[0],
+                error.status,
+                error.code,
+                delay,
+                error.request_id,
+            )
+            return Outcome("retry", delay=delay, reason=error.code or str(error.status))
+        return Outcome("raise", error=error)
+
+
 @dataclass
-class TextJob:
+class TextJob(StatusRules):
     """All the state of one ``embed_texts`` call; safe to update from worker threads."""
 
     texts: list[str]
@@ -263,110 +380,16 @@ class TextJob:
         """A cheap upper-bound-ish token estimate, for quota pacing only."""
         return sum(len(self.texts[i]) // 3 + 1 for i in batch.indices)
 
-    # -- outcomes ---------------------------------------------------------------------------
-    def on_response(
-        self, batch: Batch, attempt: int, status: int, headers: Mapping[str, str], body: bytes
-    ) -> Outcome:
-        """Turn one HTTP answer into an :class:`Outcome` (records vectors on success)."""
-        logger.debug(
-            "POST %s rows=%d attempt=%d -> HTTP %d request_id=%s",
-            self.opts.model,
-            len(batch.indices),
-            attempt + 1,
-            status,
-            headers.get("x-request-id"),
+    def _accept(self, batch: Batch, headers: Mapping[str, str], body: bytes) -> Outcome:
+        res = parse_text_response(
+            body,
+            rows=len(batch.indices),
+            want_dense=self.opts.want_dense,
+            want_sparse=self.opts.want_sparse,
+            request_id=headers.get("x-request-id"),
         )
-        if status == 200:
-            try:
-                res = parse_text_response(
-                    body,
-                    rows=len(batch.indices),
-                    want_dense=self.opts.want_dense,
-                    want_sparse=self.opts.want_sparse,
-                    request_id=headers.get("x-request-id"),
-                )
-            except ProtocolError as exc:
-                err = APIStatusError(
-                    f"malformed success response: {exc}",
-                    status=200,
-                    code="ProtocolError",
-                    request_id=headers.get("x-request-id"),
-                    input_indices=batch.indices,
-                )
-                return Outcome("raise", error=err, status=status)
-            self._store(batch, res.dense, res.sparse, res.total_tokens, res.request_id)
-            return Outcome("done", status=200, tokens=res.total_tokens, rows=len(batch.indices))
-        error = make_status_error(
-            status,
-            parse_error_body(body, headers),
-            input_indices=batch.indices,
-            retry_after=parse_retry_after(headers),
-        )
-        outcome = self._on_status_error(batch, attempt, error)
-        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
-        return replace(outcome, status=status, retry_after=retry_after)
-
-    def on_transport_error(
-        self, batch: Batch, attempt: int, exc: Exception, *, timeout: bool
-    ) -> Outcome:
-        """A request that got no answer is retried with backoff, then raised."""
-        kind = "timeout" if timeout else "connection error"
-        if attempt < self.policy.max_retries:
-            delay = self.policy.delay(attempt)
-            logger.debug(
-                "retrying batch %s after %s (%r) in %.2fs", batch.indices[0], kind, exc, delay
-            )
-            return Outcome("retry", delay=delay, reason=kind)
-        cls = APITimeoutError if timeout else APIConnectionError
-        msg = f"{kind} after {attempt + 1} attempts: {exc!r}"
-        return Outcome("raise", error=cls(msg, input_indices=batch.indices))
-
-    def _on_status_error(self, batch: Batch, attempt: int, error: APIStatusError) -> Outcome:
-        if isinstance(error, BatchSizeError) and error.limit >= 1:
-            if len(batch.indices) > error.limit:
-                self.on_limit(self.opts.model, error.limit)
-                logger.debug(
-                    "server row limit %d: re-splitting batch of %d", error.limit, len(batch.indices)
-                )
-                return Outcome(
-                    "split", batches=tuple(_chunks(batch.indices, error.limit)), reason="batch_size"
-                )
-            return Outcome("raise", error=error)
-        if isinstance(error, InputTooLongError):
-            if len(batch.indices) > 1:  # bisect to name the offending input(s)
-                half = len(batch.indices) // 2
-                parts = (Batch(batch.indices[:half]), Batch(batch.indices[half:]))
-                return Outcome("split", batches=parts, reason="locate_too_long")
-            idx = batch.indices[0]
-            detail = (
-                f"input {idx} is longer than {self.spec.name} accepts "
-                f"({self.spec.max_tokens} tokens per text); shorten or split it. "
-                f"Server said: {error.message}"
-            )
-            return Outcome(
-                "raise",
-                error=InputTooLongError(
-                    detail,
-                    status=error.status,
-                    code=error.code,
-                    request_id=error.request_id,
-                    input_indices=(idx,),
-                ),
-            )
-        if self.policy.should_retry_status(error) and attempt < self.policy.max_retries:
-            throttled = isinstance(error, RateLimitError)
-            retry_after = error.retry_after if isinstance(error, RateLimitError) else None
-            delay = self.policy.delay(attempt, retry_after=retry_after, throttled=throttled)
-            logger.debug(
-                "retrying batch %s after HTTP %s %s in %.2fs (request_id=%s)",
-                batch.indices[0],
-                error.status,
-                error.code,
-                delay,
-                error.request_id,
-            )
-            return Outcome("retry", delay=delay, reason=error.code or str(error.status))
-        return Outcome("raise", error=error)
+        self._store(batch, res.dense, res.sparse, res.total_tokens, res.request_id)
+        return Outcome("done", status=200, tokens=res.total_tokens, rows=len(batch.indices))
 
     def _store(
         self,

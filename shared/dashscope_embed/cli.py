@@ -1,4 +1,9 @@
-"""The ``dashscope-embed`` command line: ``emulator`` (and, later, ``embed`` / ``batch``)."""
+"""The ``dashscope-embed`` command line: ``embed``, ``batch`` and ``emulator``.
+
+Exit codes: 0 success; 1 the service or the network failed; 2 a problem to fix first (bad option,
+bad input file, missing API key); 3 a batch job finished but some rows have no vector (listed in
+``OUTPUT.errors.jsonl``); 130 interrupted.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,12 @@ __all__ = ["main"]
 _USAGE = """usage: dashscope-embed COMMAND [options]
 
 commands:
+  embed      embed a .txt/.jsonl/.csv file into .npy/.jsonl/.parquet (real time or --batch)
+  batch      status | cancel | list | download for Batch API jobs
   emulator   run the local DashScope-compatible emulator (not the real model)
+
+Run `dashscope-embed COMMAND --help` for a command's options. The API key is read from
+DASHSCOPE_API_KEY.
 """
 
 
@@ -25,8 +35,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .emulator._cli import main as emulator_main
 
         return int(emulator_main(rest))
+    if command in ("embed", "batch"):
+        return _run(command, rest)
     print(f"dashscope-embed: unknown command {command!r}\n{_USAGE}", file=sys.stderr, end="")
     return 2
+
+
+def _run(command: str, rest: list[str]) -> int:
+    """Run ``embed``/``batch``, turning every expected failure into a message and an exit code."""
+    from ._cli_common import EMULATOR_HINT, EXIT_API, EXIT_INTERRUPTED, EXIT_USAGE, say
+    from ._cli_io import CliError
+    from ._errors import APIConnectionError, APIStatusError, ConfigurationError, DashScopeError
+
+    prog = f"dashscope-embed {command}"
+    try:
+        if command == "embed":
+            from ._cli_embed import main as run
+        else:
+            from ._cli_batch import main as run
+        return run(rest)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except ConfigurationError as exc:
+        say(f"{prog}: {exc}\n{EMULATOR_HINT}")
+        return EXIT_USAGE
+    except (CliError, ValueError, FileExistsError, ImportError) as exc:
+        # InvalidInputError is a ValueError: a bad option or text, found before any request
+        say(f"{prog}: {exc}")
+        return EXIT_USAGE
+    except (APIStatusError, APIConnectionError, DashScopeError, TimeoutError) as exc:
+        say(f"{prog}: {exc}")
+        return EXIT_API
+    except KeyboardInterrupt:
+        say(f"{prog}: interrupted")
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        say(f"{prog}: {exc}")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

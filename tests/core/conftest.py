@@ -27,15 +27,24 @@ def _no_sockets() -> Iterator[None]:
     pytest_socket.enable_socket()
 
 
-def ok_body(texts: list[str], *, dim: int = 4, order: str = "forward", rid: str = "rid") -> dict[str, Any]:
+def ok_body(
+    texts: list[str], *, dim: int = 4, order: str = "forward", rid: str = "rid"
+) -> dict[str, Any]:
     """A native success body whose vector i encodes len(texts[i]) so order can be checked."""
     items = [
-        {"embedding": [float(len(t)), float(i), 0.5, 0.25][:dim] + [0.0] * (dim - 4), "text_index": i}
+        {
+            "embedding": [float(len(t)), float(i), 0.5, 0.25][:dim] + [0.0] * (dim - 4),
+            "text_index": i,
+        }
         for i, t in enumerate(texts)
     ]
     if order == "reverse":
         items.reverse()
-    return {"output": {"embeddings": items}, "usage": {"total_tokens": len(texts) * 2}, "request_id": rid}
+    return {
+        "output": {"embeddings": items},
+        "usage": {"total_tokens": len(texts) * 2},
+        "request_id": rid,
+    }
 
 
 @dataclass
@@ -74,7 +83,14 @@ class Server:
         )
 
 
-def error(status: int, code: str, message: str, *, rid: str = "err-rid", headers: dict[str, str] | None = None) -> httpx.Response:
+def error(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    rid: str = "err-rid",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     return httpx.Response(
         status, json={"code": code, "message": message, "request_id": rid}, headers=headers or {}
     )

@@ -51,7 +51,11 @@ def test_argument_beats_environment_beats_default() -> None:
         "DASHSCOPE_WORKSPACE": "ws-env",
     }
     from_env = resolve_config(env=env)
-    assert (from_env.api_key, from_env.region, from_env.workspace) == ("sk-env", "ap-southeast-1", "ws-env")
+    assert (from_env.api_key, from_env.region, from_env.workspace) == (
+        "sk-env",
+        "ap-southeast-1",
+        "ws-env",
+    )
     assert from_env.base_url == "https://dashscope-intl.aliyuncs.com"
     explicit = resolve_config(api_key=KEY, region="us", workspace="ws-arg", env=env)
     assert (explicit.api_key, explicit.region, explicit.workspace) == (KEY, "us-east-1", "ws-arg")
@@ -98,7 +102,7 @@ def test_bad_configuration_is_rejected(kwargs: dict, match: str) -> None:
 def test_missing_key_error_mentions_env_and_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no key anywhere the client explains how to set one or use the emulator."""
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
-    with pytest.raises(ConfigurationError, match="DASHSCOPE_API_KEY.*emulator"):
+    with pytest.raises(ConfigurationError, match=r"DASHSCOPE_API_KEY.*emulator"):
         DashScopeClient()
 
 
@@ -108,6 +112,7 @@ def test_two_clients_never_share_keys() -> None:
     b = DashScopeClient("sk-bbb", base_url="http://b.test")
     assert a._headers["Authorization"] == "Bearer sk-aaa"
     assert b._headers["Authorization"] == "Bearer sk-bbb"
-    assert "sk-aaa" not in repr(a) and "sk-aaa" not in repr(a.config)
+    assert "sk-aaa" not in repr(a)
+    assert "sk-aaa" not in repr(a.config)
     a.close()
     b.close()

@@ -1,4 +1,4 @@
-"""Pure pieces: retry policy, Retry-After parsing, error mapping, sparse merging, exports, catalog."""
+"""Pure pieces: retry policy, Retry-After, error mapping, sparse merging, exports, catalog."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from dashscope_embed._throttle import Throttle
 from dashscope_embed._wire import ErrorBody, make_status_error, parse_error_body, parse_retry_after
 
 EXPECTED_ALL = [
+    "DEFAULT_MULTIMODAL_MODEL",
     "DEFAULT_TEXT_MODEL",
     "MODELS",
     "REGIONS",
@@ -30,7 +31,13 @@ EXPECTED_ALL = [
     "AsyncDashScopeClient",
     "AuthenticationError",
     "BadRequestError",
+    "BatchFailure",
+    "BatchInfo",
+    "BatchJob",
+    "BatchPartStatus",
+    "BatchReport",
     "BatchSizeError",
+    "BatchStatus",
     "ClientConfig",
     "ClientStats",
     "ConfigurationError",
@@ -38,20 +45,32 @@ EXPECTED_ALL = [
     "DashScopeClient",
     "DashScopeError",
     "EmbeddingResult",
+    "Fused",
+    "Image",
     "InputTooLongError",
     "InvalidInputError",
     "ModelSpec",
+    "MultiImages",
+    "MultimodalInput",
     "NotFoundError",
     "OutputType",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",
     "SparseVector",
+    "StreamSummary",
     "TextType",
     "Throttle",
     "Usage",
+    "Video",
     "__version__",
+    "aiter_embeddings",
+    "embed_batch",
+    "embed_to_file",
+    "embed_to_npy",
     "get_model",
+    "iter_embeddings",
+    "list_batches",
 ]
 
 
@@ -67,7 +86,10 @@ def test_core_import_does_not_pull_frameworks() -> None:
     import subprocess
     import sys
 
-    code = "import sys, dashscope_embed; print(any(m.startswith(('langchain', 'llama_index')) for m in sys.modules))"
+    code = (
+        "import sys, dashscope_embed; "
+        "print(any(m.startswith(('langchain', 'llama_index')) for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -101,7 +123,9 @@ def test_retry_after_parsing(headers: dict[str, str], expected: float | None) ->
 
 def test_error_body_native_openai_and_text() -> None:
     """Native, OpenAI-style and non-JSON error bodies all yield code, message and request id."""
-    native = parse_error_body(b'{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r1"}', {})
+    native = parse_error_body(
+        b'{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"r1"}', {}
+    )
     assert native == ErrorBody("InvalidApiKey", "Invalid API-key provided.", "r1")
     compat = parse_error_body(
         b'{"error":{"message":"m","type":"InvalidParameter","param":null,"code":"InvalidParameter"},"id":"r2","request_id":"r2"}',
@@ -114,14 +138,35 @@ def test_error_body_native_openai_and_text() -> None:
 
 def test_status_mapping_special_messages() -> None:
     """Batch-size and input-length messages map to their own classes; 429 keeps retry_after."""
-    e = make_status_error(400, ErrorBody("InvalidParameter", "batch size is invalid, it should not be larger than 20.: input.contents", "r"))
-    assert isinstance(e, BatchSizeError) and e.limit == 20
-    e2 = make_status_error(400, ErrorBody("InvalidParameter", "<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, 8192]", "r"))
+    e = make_status_error(
+        400,
+        ErrorBody(
+            "InvalidParameter",
+            "batch size is invalid, it should not be larger than 20.: input.contents",
+            "r",
+        ),
+    )
+    assert isinstance(e, BatchSizeError)
+    assert e.limit == 20
+    e2 = make_status_error(
+        400,
+        ErrorBody(
+            "InvalidParameter",
+            "<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, 8192]",
+            "r",
+        ),
+    )
     assert isinstance(e2, InputTooLongError)
-    e3 = make_status_error(429, ErrorBody("Throttling.BurstRate", "Request rate increased too quickly.", "r"), retry_after=2.0)
-    assert isinstance(e3, RateLimitError) and e3.retry_after == 2.0
+    e3 = make_status_error(
+        429,
+        ErrorBody("Throttling.BurstRate", "Request rate increased too quickly.", "r"),
+        retry_after=2.0,
+    )
+    assert isinstance(e3, RateLimitError)
+    assert e3.retry_after == 2.0
     e4 = make_status_error(502, ErrorBody("Unknown", "bad gateway", None), input_indices=(4, 5))
-    assert isinstance(e4, ServerError) and e4.input_indices == (4, 5)
+    assert isinstance(e4, ServerError)
+    assert e4.input_indices == (4, 5)
     assert "inputs 4, 5" in str(e4)
 
 
@@ -129,7 +174,9 @@ def test_sparse_merge_keeps_max_weight_and_sorts() -> None:
     """Repeated indices merge to one entry holding the largest weight; indices ascend."""
     v = SparseVector(indices=(9, 2, 9, 5), values=(0.1, 0.4, 0.7, 0.3), tokens=("a", "b", "a", "c"))
     m = v.merged()
-    assert m.indices == (2, 5, 9) and m.values == (0.4, 0.3, 0.7) and m.tokens == ("b", "c", "a")
+    assert m.indices == (2, 5, 9)
+    assert m.values == (0.4, 0.3, 0.7)
+    assert m.tokens == ("b", "c", "a")
     assert v.as_dict() == {2: 0.4, 5: 0.3, 9: 0.7}
 
 
@@ -141,7 +188,9 @@ def test_catalog_limits() -> None:
     assert get_model("qwen3.7-text-embedding").max_dimension == 2560
     assert 64 in get_model("text-embedding-v4").dimensions
     unknown = get_model("text-embedding-v9")
-    assert not unknown.known and unknown.max_batch_size == 10 and unknown.dimensions == ()
+    assert not unknown.known
+    assert unknown.max_batch_size == 10
+    assert unknown.dimensions == ()
     assert all(spec.default_dimension in spec.dimensions for spec in MODELS.values())
 
 
@@ -177,7 +226,8 @@ def test_throttle_rpm_bucket_and_retry_after_pause() -> None:
     """An explicit rpm paces requests at rpm/60 per second; Retry-After pauses admission."""
     clock = FakeClock()
     t = Throttle(max_concurrency=100, rpm=120, adaptive=False, clock=clock)
-    assert t.acquire("m") == 0.0 and t.acquire("m") == 0.0  # 2 per second burst
+    assert t.acquire("m") == 0.0
+    assert t.acquire("m") == 0.0
     wait = t.acquire("m")
     assert wait == pytest.approx(0.5)
     clock.now += 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from dashscope_embed.emulator import Emulator, EmulatorConfig
 
 PATH = "/api/v1/services/embeddings/text-embedding/text-embedding"

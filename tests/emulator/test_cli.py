@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from dashscope_embed.emulator import EmulatorConfig
 from dashscope_embed.emulator._cli import build_parser, config_from_args
 

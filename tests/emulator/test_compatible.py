@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+
 from dashscope_embed.emulator import Emulator, EmulatorConfig, count_tokens, text_vector
 
 PATH = "/compatible-mode/v1/embeddings"

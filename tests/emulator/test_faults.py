@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dashscope_embed.emulator import Emulator, EmulatorConfig, EmuRequest, EmuResponse, _transport
 
 PATH = "/api/v1/services/embeddings/text-embedding/text-embedding"

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+
 from dashscope_embed._models import ModelSpec
 from dashscope_embed.emulator import Emulator, EmulatorConfig, count_tokens, text_vector
 from dashscope_embed.emulator._vectors import sparse_vector

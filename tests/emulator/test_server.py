@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 import pytest
+
 from dashscope_embed.emulator import Emulator, EmulatorConfig, serve, text_vector
 
 pytestmark = pytest.mark.integration
@@ -150,3 +152,14 @@ def test_module_entry_point_serves_until_interrupted() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_broken_requests_do_not_write_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    """A malformed request closes its connection quietly; the server keeps serving others."""
+    with serve() as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+            raw.recv(1024)  # the server hangs up without an answer
+        with httpx.Client(base_url=server.url, headers=AUTH) as client:
+            assert client.post(PATH, json=payload("still fine")).status_code == 200
+    assert capfd.readouterr().err == ""

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from dashscope_embed.emulator import count_tokens, sparse_vector, text_vector
 from dashscope_embed.emulator._vectors import (
     SPARSE_VOCAB,

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from dashscope_embed.emulator import Emulator, EmulatorServer, text_vector
 
 pytestmark = pytest.mark.integration
@@ -304,7 +305,7 @@ def _kernel_manager(tmp_path: Path) -> Any:
     manager = pytest.importorskip("jupyter_client.manager")
     spec_dir = tmp_path / "kernels" / "examples-python"
     spec_dir.mkdir(parents=True)
-    argv = ["/nonexistent/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     spec = {"argv": argv, "display_name": "examples", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     specs = kernelspec.KernelSpecManager(

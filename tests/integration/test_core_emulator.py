@@ -33,10 +33,17 @@ def _run(kind: str, client: Any, texts: Any, **kwargs: Any) -> EmbeddingResult:
 def _make(kind: str, emulator: Emulator, **kwargs: Any) -> DashScopeClient | AsyncDashScopeClient:
     transport = emulator.transport()
     if kind == "sync":
-        c: Any = DashScopeClient(KEY, base_url="http://emu.test", http_client=httpx.Client(transport=transport), **kwargs)
+        c: Any = DashScopeClient(
+            KEY, base_url="http://emu.test", http_client=httpx.Client(transport=transport), **kwargs
+        )
         c._sleep = lambda s: None
     else:
-        c = AsyncDashScopeClient(KEY, base_url="http://emu.test", http_client=httpx.AsyncClient(transport=transport), **kwargs)
+        c = AsyncDashScopeClient(
+            KEY,
+            base_url="http://emu.test",
+            http_client=httpx.AsyncClient(transport=transport),
+            **kwargs,
+        )
 
         async def nosleep(s: float) -> None:
             return None
@@ -54,18 +61,33 @@ def test_vectors_match_the_emulator_function_in_order(kind: str) -> None:
     """Every returned row is the emulator's vector for that text, at its input position."""
     emu = Emulator(EmulatorConfig())
     texts = [f"text number {i} about topic {i % 3}" for i in range(37)]
-    res = _run(kind, _make(kind, emu), texts, dimension=512, text_type="query",
-               instruct="Given a query, retrieve passages")
-    expected = np.stack([
-        text_vector("text-embedding-v4", t, dimension=512, text_type="query",
-                    instruct="Given a query, retrieve passages") for t in texts
-    ])
+    res = _run(
+        kind,
+        _make(kind, emu),
+        texts,
+        dimension=512,
+        text_type="query",
+        instruct="Given a query, retrieve passages",
+    )
+    expected = np.stack(
+        [
+            text_vector(
+                "text-embedding-v4",
+                t,
+                dimension=512,
+                text_type="query",
+                instruct="Given a query, retrieve passages",
+            )
+            for t in texts
+        ]
+    )
     assert res.embeddings.shape == (37, 512)
     np.testing.assert_allclose(res.embeddings, expected, atol=1e-6)
     assert [len(r.json["input"]["texts"]) for r in emu.requests] == [10, 10, 10, 7] or sorted(
         len(r.json["input"]["texts"]) for r in emu.requests
     ) == [7, 10, 10, 10]
-    assert res.usage.requests == 4 and res.usage.total_tokens > 0
+    assert res.usage.requests == 4
+    assert res.usage.total_tokens > 0
 
 
 def test_sparse_and_dense_in_one_call(kind: str) -> None:
@@ -93,7 +115,7 @@ def test_server_row_limit_is_learned(kind: str) -> None:
 
 
 def test_faults_are_retried_and_nothing_is_resent(kind: str) -> None:
-    """With 5xx and dropped connections, every vector arrives once and finished batches are not re-sent."""
+    """Under 5xx and dropped connections every vector arrives and no finished batch is re-sent."""
     emu = Emulator(EmulatorConfig(error_rate=0.2, drop_rate=0.1, seed=3))
     texts = [f"fault test {i}" for i in range(100)]
     c = _make(kind, emu, max_retries=10)
@@ -108,20 +130,32 @@ def test_faults_are_retried_and_nothing_is_resent(kind: str) -> None:
 def test_quota_429s_are_retried(kind: str) -> None:
     """A scripted 429 burst is retried and the call still returns every vector."""
     emu = Emulator(EmulatorConfig())
-    emu.enqueue_fault(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.", count=2)
+    emu.enqueue_fault(
+        429,
+        "Throttling.RateQuota",
+        "Requests rate limit exceeded, please try again later.",
+        count=2,
+    )
     c = _make(kind, emu, throttle=Throttle(adaptive=False))
     res = _run(kind, c, ["a b", "c d"])
     assert res.embeddings.shape[0] == 2
-    assert c.stats.throttled == 2 and c.stats.retries == {"Throttling.RateQuota": 2}
+    assert c.stats.throttled == 2
+    assert c.stats.retries == {"Throttling.RateQuota": 2}
 
 
 def test_retries_exhausted_on_429_raise_rate_limit_error(kind: str) -> None:
     """Persistent throttling ends in RateLimitError carrying the code and request id."""
     emu = Emulator(EmulatorConfig())
-    emu.enqueue_fault(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later.", count=5)
+    emu.enqueue_fault(
+        429,
+        "Throttling.RateQuota",
+        "Requests rate limit exceeded, please try again later.",
+        count=5,
+    )
     with pytest.raises(RateLimitError) as exc:
         _run(kind, _make(kind, emu, max_retries=2, throttle=Throttle(adaptive=False)), ["x"])
-    assert exc.value.code == "Throttling.RateQuota" and exc.value.request_id
+    assert exc.value.code == "Throttling.RateQuota"
+    assert exc.value.request_id
 
 
 def test_over_long_text_is_named(kind: str) -> None:
@@ -140,7 +174,8 @@ def test_bad_key_gives_authentication_error_without_the_key() -> None:
     c = _make("sync", emu)
     with pytest.raises(AuthenticationError) as exc:
         _run("sync", c, ["x"])
-    assert exc.value.status == 401 and exc.value.code == "InvalidApiKey"
+    assert exc.value.status == 401
+    assert exc.value.code == "InvalidApiKey"
     assert KEY not in str(exc.value)
 
 

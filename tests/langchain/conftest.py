@@ -26,9 +26,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import pytest_socket
-from dashscope_embed.emulator import Emulator, EmulatorConfig, serve
 from langchain_tests.conftest import base_vcr_config
 
+from dashscope_embed.emulator import Emulator, EmulatorConfig, serve
 from langchain_dashscope_embed import DashScopeEmbeddings
 from tests.conftest import TEST_KEY
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 import httpx
 import numpy as np
 import pytest
-from dashscope_embed import DEFAULT_TEXT_MODEL, ConfigurationError, InvalidInputError, Usage
-from dashscope_embed.emulator import Emulator, EmulatorServer, count_tokens, text_vector
 
 import langchain_dashscope_embed
+from dashscope_embed import DEFAULT_TEXT_MODEL, ConfigurationError, InvalidInputError, Usage
+from dashscope_embed.emulator import Emulator, EmulatorServer, count_tokens, text_vector
 from langchain_dashscope_embed import DashScopeEmbeddings
 from tests.conftest import TEST_KEY
 
@@ -32,6 +32,7 @@ def test_exports_are_pinned_and_sorted() -> None:
     expected = [
         "DashScopeEmbeddings",
         "DashScopeMilvusSparseEmbeddings",
+        "DashScopeMultimodalEmbeddings",
         "DashScopeSparseEmbeddings",
         "cached_embeddings",
     ]

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from dashscope_embed import AuthenticationError, InvalidInputError
-from dashscope_embed.emulator import Emulator, EmulatorConfig
 from pydantic import SecretStr, ValidationError
 
+from dashscope_embed import AuthenticationError, InvalidInputError
+from dashscope_embed.emulator import Emulator, EmulatorConfig
 from langchain_dashscope_embed import DashScopeEmbeddings
 
 from .conftest import EMU_URL, Caller

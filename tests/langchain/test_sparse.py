@@ -6,13 +6,14 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from dashscope_embed import InvalidInputError
-from dashscope_embed.emulator import Emulator, sparse_vector
 from langchain_milvus.utils.sparse import BaseSparseEmbedding
 from langchain_qdrant import SparseEmbeddings, SparseVector
 
+from dashscope_embed import InvalidInputError
+from dashscope_embed.emulator import Emulator, sparse_vector
 from langchain_dashscope_embed import (
     DashScopeEmbeddings,
     DashScopeMilvusSparseEmbeddings,
@@ -129,7 +130,7 @@ def test_usage_counts_sparse_calls_on_the_source(make_emb: Make) -> None:
 def test_standalone_sparse_classes(emulator: Emulator, make_emb: Make) -> None:
     """Built from DashScopeEmbeddings fields, a sparse class makes its own sparse calls."""
     donor = make_emb()
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "api_key": "sk-test-0000",
         "base_url": "http://emulator.test",
         "http_client": donor.http_client,

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dashscope_embed.emulator import EmulatorConfig, EmulatorServer, serve
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
+from dashscope_embed.emulator import EmulatorConfig, EmulatorServer, serve
 from langchain_dashscope_embed import DashScopeEmbeddings
 from tests.conftest import TEST_KEY
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dashscope_embed.emulator import Emulator, text_vector
 from langchain_classic.storage import InMemoryByteStore, LocalFileStore
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_qdrant import QdrantVectorStore, RetrievalMode
 from qdrant_client import QdrantClient, models
 
+from dashscope_embed.emulator import Emulator, text_vector
 from langchain_dashscope_embed import DashScopeEmbeddings, cached_embeddings
 
 from .conftest import wire_params, wire_rows
@@ -109,7 +109,7 @@ def test_qdrant_dense_vectors_are_the_emulators(make_emb: Make) -> None:
     store = _hybrid_store(dense, 256)
     (point_id,) = store.add_texts([CORPUS[1]])
     point = store.client.retrieve("docs", [point_id], with_vectors=True)[0]
-    stored = point.vector["dense"]  # type: ignore[index]
+    stored = point.vector["dense"]  # type: ignore[index,call-overload]
     expected = text_vector("text-embedding-v4", CORPUS[1], dimension=256)
     assert max(abs(a - b) for a, b in zip(stored, expected, strict=True)) < 1e-5
 

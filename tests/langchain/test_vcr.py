@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from dashscope_embed.emulator import text_vector
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 
+from dashscope_embed.emulator import text_vector
 from langchain_dashscope_embed import DashScopeEmbeddings
 
 from .conftest import CASSETTES, EMULATOR_LABEL, LIVE_LABEL, Caller, VcrTarget

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import pytest_socket
-from dashscope_embed.emulator import Emulator
 from llama_index.core import Settings
+from llama_index.core.bridge.pydantic import Field
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.callbacks.base_handler import BaseCallbackHandler
 from llama_index.core.callbacks.schema import CBEventType
@@ -24,6 +24,7 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 from llama_index.core.llms.mock import MockLLM
 
+from dashscope_embed.emulator import Emulator
 from tests.conftest import TEST_KEY
 
 __all__ = ["EMU_URL", "TEST_KEY", "Recorder", "body_params", "rows_per_request"]
@@ -75,14 +76,14 @@ def rows_per_request(emulator: Emulator) -> list[int]:
 
 
 class _Events(BaseEventHandler):
-    seen: list[BaseEvent] = []
+    seen: list[BaseEvent] = Field(default_factory=list)
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         self.seen.append(event)
 
 
 class _Spans(SimpleSpanHandler):
-    seen: list[str] = []
+    seen: list[str] = Field(default_factory=list)
 
     def new_span(
         self,

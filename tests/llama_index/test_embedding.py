@@ -6,20 +6,15 @@ import asyncio
 import json
 import pickle
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
-from dashscope_embed import (
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    InvalidInputError,
-    Usage,
-)
-from dashscope_embed.emulator import Emulator, text_vector
 from llama_index.core.callbacks.schema import EventPayload
 from llama_index.core.ingestion.pipeline import get_transformation_hash
+from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
 from llama_index.core.instrumentation.events.embedding import (
     EmbeddingEndEvent,
     EmbeddingStartEvent,
@@ -27,6 +22,15 @@ from llama_index.core.instrumentation.events.embedding import (
 from llama_index.core.schema import TextNode
 
 import llama_index_dashscope_embed
+from dashscope_embed import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InvalidInputError,
+    Usage,
+    get_model,
+)
+from dashscope_embed.emulator import Emulator, EmulatorConfig, text_vector
 from llama_index_dashscope_embed import (
     DashScopeEmbedding,
     DashScopeUsageEvent,
@@ -49,17 +53,17 @@ def run(mode: str, sync_call: Callable[[], Any], async_call: Callable[[], Any]) 
 
 
 def test_exported_names_are_pinned() -> None:
-    """The package exports exactly this sorted list (multimodal adds to it later)."""
-    assert llama_index_dashscope_embed.__all__ == sorted(llama_index_dashscope_embed.__all__)
-    assert set(llama_index_dashscope_embed.__all__) >= {
+    """The package exports exactly this sorted list."""
+    assert llama_index_dashscope_embed.__all__ == [
         "DashScopeEmbedding",
         "DashScopeMilvusSparseFunction",
+        "DashScopeMultiModalEmbedding",
         "DashScopeSparseEmbedding",
         "DashScopeUsageEvent",
         "DashScopeUsageHandler",
         "QdrantSparseFns",
         "qdrant_sparse_fns",
-    }
+    ]
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -132,7 +136,7 @@ def test_node_transform_embeds_25_nodes_in_three_requests(
 def test_embed_batch_size_defaults_to_the_model_row_limit(
     make: Make, emulator: Emulator, model: str, limit: int
 ) -> None:
-    """embed_batch_size defaults to the model's rows-per-request, and a full batch is one request."""
+    """embed_batch_size defaults to the model's row limit, and a full batch is one request."""
     emb = make(DashScopeEmbedding, model_name=model)
     assert emb.embed_batch_size == limit
     emb.get_text_embedding_batch([f"text {i}" for i in range(limit)])
@@ -147,11 +151,21 @@ def test_embed_batch_size_above_the_limit_is_a_clear_value_error(make: Make) -> 
         make(DashScopeEmbedding, embed_batch_size=11)
 
 
-def test_unknown_model_takes_any_batch_size(make: Make) -> None:
-    """A model the catalog does not know accepts the caller's batch size (the override path)."""
-    emb = make(DashScopeEmbedding, model_name="text-embedding-v9", embed_batch_size=40)
-    assert emb.embed_batch_size == 40
-    assert emb._call_options("document")["max_batch_size"] == 40
+def test_unknown_model_takes_any_batch_size() -> None:
+    """A model the catalog does not know sends the caller's batch size as is (40 rows)."""
+    spec = replace(get_model("text-embedding-v4"), name="text-embedding-v9", max_batch_size=40)
+    emu = Emulator(EmulatorConfig(extra_models={"text-embedding-v9": spec}))
+    emb = DashScopeEmbedding(
+        api_key=TEST_KEY,
+        base_url=EMU_URL,
+        model_name="text-embedding-v9",
+        embed_batch_size=40,
+        http_client=httpx.Client(transport=emu.transport()),
+    )
+    got = emb.get_text_embedding_batch([f"text {i}" for i in range(40)])
+    assert rows_per_request(emu) == [40]
+    want = text_vector("text-embedding-v9", "text 3", dimension=1024, max_dimension=2048)
+    assert close_to(got[3], want)
 
 
 def test_invalid_options_fail_at_construction(make: Make) -> None:
@@ -180,18 +194,21 @@ def test_dimension_reaches_the_wire(make: Make, emulator: Emulator) -> None:
     assert close_to(got[1], text_vector(V4, "beta", dimension=256))
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_agg_embedding_from_queries_is_the_mean_of_query_vectors(
-    make: Make, emulator: Emulator
+    make: Make, emulator: Emulator, mode: str
 ) -> None:
-    """The inherited get_agg_embedding_from_queries averages query-typed vectors."""
+    """The inherited (a)get_agg_embedding_from_queries averages query-typed vectors."""
     emb = make(DashScopeEmbedding)
-    got = emb.get_agg_embedding_from_queries(["red apples", "green pears"])
-    want = (
-        text_vector(V4, "red apples", text_type="query")
-        + text_vector(V4, "green pears", text_type="query")
-    ) / 2
+    queries = ["red apples", "green pears"]
+    got = run(
+        mode,
+        lambda: emb.get_agg_embedding_from_queries(queries),
+        lambda: emb.aget_agg_embedding_from_queries(queries),
+    )
+    want = sum(text_vector(V4, q, text_type="query") for q in queries) / 2
     assert close_to(got, want)
-    assert all(p["text_type"] == "query" for p in body_params(emulator))
+    assert [p["text_type"] for p in body_params(emulator)] == ["query", "query"]
 
 
 def test_empty_batch_sends_nothing(make: Make, emulator: Emulator) -> None:
@@ -218,7 +235,8 @@ def test_to_dict_from_dict_round_trip(make: Make) -> None:
     data = emb.to_dict()
     assert data["class_name"] == DashScopeEmbedding.class_name() == "DashScopeEmbedding"
     assert {k: data[k] for k in FULL} == FULL
-    assert data["base_url"] == EMU_URL and "region" in data
+    assert data["base_url"] == EMU_URL
+    assert "region" in data
     again = DashScopeEmbedding.from_dict(data, api_key=TEST_KEY)
     assert again.to_dict() == data
     assert DashScopeEmbedding.from_json(emb.to_json(), api_key=TEST_KEY).to_dict() == data
@@ -239,7 +257,7 @@ def test_to_dict_from_dict_round_trip(make: Make) -> None:
 def test_ingestion_cache_key_tracks_vector_options(
     make: Make, change: dict[str, Any], invalidates: bool
 ) -> None:
-    """IngestionPipeline's transformation hash changes with each vector option, not transport knobs."""
+    """IngestionPipeline's cache key changes with each vector option, not transport knobs."""
     nodes = [TextNode(text="same text")]
     base = get_transformation_hash(nodes, make(DashScopeEmbedding))
     other = get_transformation_hash(nodes, make(DashScopeEmbedding, **change))
@@ -273,10 +291,13 @@ def test_key_never_leaves_through_any_serialised_form_or_event(
         emb.get_text_embedding("d")
     assert emulator.requests[0].used_key(SECRET)
     starts = recorder.of_type(EmbeddingStartEvent)
-    assert starts and all(e.model_dict == emb.to_payload() for e in starts)
+    assert starts
+    assert all(e.model_dict == emb.to_payload() for e in starts)
     seen = recorder.dump()
-    assert "EmbeddingEndEvent" in seen and "DashScopeUsageEvent" in seen
-    assert recorder.spans.seen and "BadRequestError" in seen  # spans and the failure were seen
+    assert "EmbeddingEndEvent" in seen
+    assert "DashScopeUsageEvent" in seen
+    assert recorder.spans.seen
+    assert "BadRequestError" in seen
     assert any(p and EventPayload.EXCEPTION in p for _, _, p in recorder.callbacks.seen)
     for text in (
         repr(emb),
@@ -326,7 +347,8 @@ def test_failures_raise_typed_errors_and_no_end_event(
             lambda: emb.get_text_embedding_batch(["a", "b"]),
             lambda: emb.aget_text_embedding_batch(["a", "b"]),
         )
-    assert info.value.status == status and info.value.code == code  # type: ignore[attr-defined]
+    assert info.value.status == status
+    assert info.value.code == code
     assert len(emulator.requests) == 1  # 400/401 are never retried
     assert recorder.of_type(EmbeddingEndEvent) == []
 
@@ -352,27 +374,31 @@ def test_usage_totals_and_usage_events(
     handler = DashScopeUsageHandler()
     recorder.events.seen.clear()
     emb = make(DashScopeEmbedding)
-    assert emb.usage == Usage() and emb.last_usage is None
+    assert emb.usage == Usage()
+    assert emb.last_usage is None
     texts = [f"some words number {i}" for i in range(25)]
-    run(
-        mode,
-        lambda: emb.get_text_embedding_batch(texts),
-        lambda: emb.aget_text_embedding_batch(texts),
-    )
+    get_dispatcher().add_event_handler(handler)
+    try:
+        run(
+            mode,
+            lambda: emb.get_text_embedding_batch(texts),
+            lambda: emb.aget_text_embedding_batch(texts),
+        )
+    finally:
+        get_dispatcher().event_handlers.remove(handler)
     events = recorder.of_type(DashScopeUsageEvent)
-    for e in events:
-        handler.handle(e)
-    assert [e.rows for e in events] != [] and sum(e.rows for e in events) == 25
+    assert sum(e.rows for e in events) == 25 == handler.row_count
     assert emb.usage.requests == 3 == handler.request_count
     assert emb.usage.total_tokens == handler.total_embedding_token_count == emulator.stats.tokens
     assert emb.usage.total_tokens > 0
-    assert emb.last_usage is not None and emb.last_usage.requests == 1
+    assert emb.last_usage is not None
+    assert emb.last_usage.requests == 1
     assert all(e.model_name == V4 and e.text_type == "document" for e in events)
     assert all(len(e.request_ids) == 1 for e in events)
 
 
-def test_pickled_copy_keeps_key_and_options(make: Make, emulator: Emulator) -> None:
-    """A pickled model (IngestionPipeline workers) keeps its key and settings and still works."""
+def test_pickled_copy_keeps_key_and_options(make: Make) -> None:
+    """A pickled model (IngestionPipeline workers) keeps its key and its settings."""
     emb = make(DashScopeEmbedding, api_key=SECRET, dimension=128, base_url=EMU_URL)
     copy = pickle.loads(pickle.dumps(emb))
     assert copy.to_dict() == emb.to_dict()

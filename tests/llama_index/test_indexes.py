@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from dashscope_embed.emulator import EmulatorServer
 from llama_index.core import Document, Settings, StorageContext, VectorStoreIndex
 from llama_index.core.ingestion import IngestionCache, IngestionPipeline
-from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.vector_stores.types import VectorStoreQueryMode
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
+from dashscope_embed.emulator import EmulatorServer
 from llama_index_dashscope_embed import (
     DashScopeEmbedding,
     DashScopeSparseEmbedding,
@@ -99,29 +98,38 @@ def test_async_retrieval_over_two_event_loops(server: EmulatorServer) -> None:
 
 
 def test_ingestion_cache_reembeds_only_when_an_option_changes(server: EmulatorServer) -> None:
-    """An IngestionPipeline cache hit sends nothing; a new dimension re-embeds; a timeout doesn't."""
+    """A pipeline cache hit sends nothing; a new dimension re-embeds; a new timeout does not."""
     cache = IngestionCache()
-    docs = [Document(text=f"{t} " * 20, doc_id=k) for k, t in CORPUS.items()]
+    docs = [
+        Document(text=f"{t} ({i})", doc_id=f"{k}{i}") for i in range(3) for k, t in CORPUS.items()
+    ]
 
     def run(**options: object) -> int:
         before = len(server.emulator.requests)
-        pipeline = IngestionPipeline(
-            transformations=[
-                SentenceSplitter(chunk_size=64, chunk_overlap=0),
-                DashScopeEmbedding(**options),
-            ],
-            cache=cache,
-        )
+        pipeline = IngestionPipeline(transformations=[DashScopeEmbedding(**options)], cache=cache)
         nodes = pipeline.run(documents=docs)
         assert all(n.embedding is not None for n in nodes)
         return len(server.emulator.requests) - before
 
     first = run(dimension=512)
-    assert first >= 2  # more than 10 chunks: several batches
+    assert first == 3  # 24 documents: 10 + 10 + 4 rows
     assert run(dimension=512) == 0
     assert run(dimension=512, timeout=5.0) == 0
     assert run(dimension=256) == first
     assert run(dimension=256, query_instruct="Find the passage") == first
+
+
+def test_ingestion_pipeline_with_worker_processes(server: EmulatorServer) -> None:
+    """IngestionPipeline(num_workers=2) pickles the model into workers, which embed correctly."""
+    docs = [
+        Document(text=f"{t} ({i})", doc_id=f"{k}{i}") for i in range(2) for k, t in CORPUS.items()
+    ]
+    embed_model = DashScopeEmbedding(api_key="sk-explicit-key", dimension=64)
+    nodes = IngestionPipeline(transformations=[embed_model]).run(documents=docs, num_workers=2)
+    assert len(nodes) == 16
+    assert {len(n.embedding or []) for n in nodes} == {64}
+    assert all(r.used_key("sk-explicit-key") for r in server.emulator.requests)
+    assert sum(len(r.json["input"]["texts"]) for r in server.emulator.requests) == 16
 
 
 @pytest.mark.parametrize("shared_call", [True, False])
@@ -164,7 +172,7 @@ def test_qdrant_hybrid_index_answers_queries(server: EmulatorServer, shared_call
 
 
 def test_qdrant_hybrid_async_index(server: EmulatorServer) -> None:
-    """The async path (AsyncQdrantClient, use_async, aretrieve) builds and queries a hybrid index."""
+    """The async path (AsyncQdrantClient, use_async, aretrieve) builds and queries hybrid."""
     from llama_index.vector_stores.qdrant import QdrantVectorStore
 
     embed_model = DashScopeEmbedding(output_type="dense&sparse")

@@ -1,4 +1,4 @@
-"""Sparse adapters: DashScopeSparseEmbedding, the Qdrant functions, the Milvus adapter, dense&sparse."""
+"""Sparse adapters: DashScopeSparseEmbedding, Qdrant functions, Milvus adapter, dense&sparse."""
 
 from __future__ import annotations
 
@@ -10,18 +10,23 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from dashscope_embed import InvalidInputError
-from dashscope_embed.emulator import Emulator, sparse_vector
+from llama_index.core.instrumentation.events.embedding import (
+    SparseEmbeddingEndEvent,
+    SparseEmbeddingStartEvent,
+)
 
 import llama_index_dashscope_embed.milvus as milvus_mod
+from dashscope_embed import AuthenticationError, InvalidInputError, SparseVector
+from dashscope_embed.emulator import Emulator, sparse_vector
 from llama_index_dashscope_embed import (
     DashScopeEmbedding,
     DashScopeMilvusSparseFunction,
     DashScopeSparseEmbedding,
     qdrant_sparse_fns,
 )
+from llama_index_dashscope_embed._stash import SparseStash
 
-from .conftest import body_params, rows_per_request
+from .conftest import Recorder, body_params, rows_per_request
 
 Make = Callable[..., Any]
 
@@ -58,7 +63,8 @@ def test_sparse_query_and_text_hooks(make: Make, emulator: Emulator, mode: str) 
         {"text_type": "query", "output_type": "sparse"},
         {"text_type": "document", "output_type": "sparse"},
     ]
-    assert q == merged(REPEATS) and len(q) < len(sparse_vector(REPEATS))
+    assert q == merged(REPEATS)
+    assert len(q) < len(sparse_vector(REPEATS))
     assert d == merged("pandas eat bamboo")
 
 
@@ -74,6 +80,23 @@ def test_sparse_batches_are_real_batches(make: Make, emulator: Emulator, mode: s
     )
     assert sorted(rows_per_request(emulator)) == [5, 10, 10]
     assert got == [merged(t) for t in texts]
+
+
+def test_sparse_model_keeps_the_key_private_and_raises_typed_errors(
+    make: Make, emulator: Emulator, recorder: Recorder
+) -> None:
+    """The sparse model's dump, payload and events hold no key; a 401 is an AuthenticationError."""
+    emb = make(DashScopeSparseEmbedding, api_key="sk-sparse-secret-99")
+    emb.get_text_embedding_batch(["a", "b"])
+    emulator.enqueue_fault(401, "InvalidApiKey", "Invalid API-key provided.")
+    with pytest.raises(AuthenticationError):
+        asyncio.run(emb.aget_query_embedding("q"))
+    assert emulator.requests[0].used_key("sk-sparse-secret-99")
+    assert recorder.of_type(SparseEmbeddingStartEvent)
+    assert recorder.of_type(SparseEmbeddingEndEvent)[0].embeddings == [merged("a"), merged("b")]
+    assert emb.to_payload()["class_name"] == "DashScopeSparseEmbedding"
+    for text in (repr(emb), emb.model_dump_json(), str(emb.to_payload()), recorder.dump()):
+        assert "sk-sparse-secret-99" not in text
 
 
 def test_sparse_needs_a_model_with_sparse_output(make: Make) -> None:
@@ -141,7 +164,7 @@ def test_dense_only_model_still_serves_sparse(make: Make, emulator: Emulator) ->
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_milvus_adapter_contract(make: Make, emulator: Emulator, mode: str) -> None:
-    """encode_documents/encode_queries (and async_*) return merged dicts with the right text_type."""
+    """encode_documents/encode_queries (and async_*) return merged dicts, right text_type."""
     fn = DashScopeMilvusSparseFunction(make(DashScopeSparseEmbedding))
     docs = run(
         mode,
@@ -185,3 +208,36 @@ def test_milvus_adapter_without_milvus_is_a_plain_class(
     fn = DashScopeMilvusSparseFunction(make(DashScopeSparseEmbedding))
     assert milvus_mod._registered is False
     assert "DashScopeSparseEmbedding" in repr(fn)
+
+
+def test_milvus_adapter_async_reuses_dense_and_sparse_calls(make: Make, emulator: Emulator) -> None:
+    """Async encode_* on a dense&sparse model reuse the dense calls; misses cost one request."""
+    emb = make(DashScopeEmbedding, output_type="dense&sparse")
+    fn = DashScopeMilvusSparseFunction(emb)
+
+    async def go() -> tuple[list[dict[int, float]], list[dict[int, float]]]:
+        await emb.aget_text_embedding_batch(["alpha beta", "gamma delta"])
+        docs = await fn.async_encode_documents(["gamma delta", "alpha beta"])
+        queries = await fn.async_encode_queries(["new query words"])
+        return docs, queries
+
+    docs, queries = asyncio.run(go())
+    assert docs == [merged("gamma delta"), merged("alpha beta")]
+    assert queries == [merged("new query words")]
+    assert body_params(emulator) == [
+        {"text_type": "document", "output_type": "dense&sparse"},
+        {"text_type": "query", "output_type": "sparse"},
+    ]
+
+
+def test_stash_is_a_bounded_lru() -> None:
+    """The dense&sparse stash keeps at most its capacity and evicts the least recently used."""
+    stash = SparseStash(capacity=2)
+    prefix = ("m", "document", None)
+    vec = SparseVector((3, 1, 3), (0.1, 0.2, 0.5), ("x", "y", "x"))
+    stash.put(prefix, ["a", "b"], [vec, vec])
+    assert stash.get(prefix, ["a"]) == [SparseVector((1, 3), (0.2, 0.5))]  # merged, no tokens
+    stash.put(prefix, ["c"], [vec])  # "b" is now the least recently used
+    assert len(stash) == 2
+    assert [v is not None for v in stash.get(prefix, ["a", "b", "c"])] == [True, False, True]
+    assert stash.get(("m", "query", None), ["a"]) == [None]  # keyed by text_type too

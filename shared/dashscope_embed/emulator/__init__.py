@@ -31,6 +31,7 @@ from dashscope_embed.emulator._app import (
     EmuRequest,
     EmuResponse,
 )
+from dashscope_embed.emulator._multimodal import image_label, image_vector, multimodal_vector
 from dashscope_embed.emulator._server import EmulatorServer, serve
 from dashscope_embed.emulator._transport import EmulatorTransport
 from dashscope_embed.emulator._vectors import count_tokens, sparse_vector, text_vector
@@ -43,6 +44,9 @@ __all__ = [
     "EmulatorServer",
     "EmulatorTransport",
     "count_tokens",
+    "image_label",
+    "image_vector",
+    "multimodal_vector",
     "serve",
     "sparse_vector",
     "text_vector",

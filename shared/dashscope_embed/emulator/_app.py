@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dashscope_embed._models import MODELS, ModelSpec
-from dashscope_embed.emulator import _text
+from dashscope_embed.emulator import _batches, _files, _multimodal, _text
 from dashscope_embed.emulator._faults import (
     INTERNAL_ERROR,
     FaultPlan,
@@ -75,6 +75,7 @@ class EmulatorConfig:
         seed: Seed for the random faults and jitter.
         record: Keep a log of requests (:attr:`Emulator.requests`).
         max_log: Most requests kept in the log (oldest dropped first).
+        batch_speed: Batch API lines processed per second (``float("inf")``: at once).
     """
 
     latency: float = 0.0
@@ -90,6 +91,7 @@ class EmulatorConfig:
     seed: int = 0
     record: bool = True
     max_log: int = 10_000
+    batch_speed: float = 1000.0
 
 
 @dataclass
@@ -102,9 +104,21 @@ class EmuRequest:
     body: bytes = b""
     query: dict[str, str] = field(default_factory=dict)
 
+    _parsed: tuple[Any] | None = field(default=None, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         self.method = self.method.upper()
         self.headers = {name.lower(): value for name, value in self.headers.items()}
+
+    def json(self) -> Any:
+        """The body parsed as JSON, parsed once (handlers and the request log share it).
+
+        Raises:
+            ValueError: If the body is not valid UTF-8 JSON.
+        """
+        if self._parsed is None:
+            self._parsed = (json.loads(self.body),)
+        return self._parsed[0]
 
     @property
     def compatible(self) -> bool:
@@ -175,6 +189,8 @@ class Route:
 DEFAULT_ROUTES: list[Route] = [
     Route("POST", re.compile(re.escape(_text.NATIVE_PATH)), _text.handle_native),
     Route("POST", re.compile(re.escape(_text.COMPATIBLE_PATH)), _text.handle_compatible),
+    Route("POST", _multimodal.PATH_PATTERN, _multimodal.handle_multimodal),
+    *(Route(m, re.compile(p), h) for m, p, h in (*_files.ROUTES, *_batches.ROUTES)),
 ]
 
 
@@ -199,6 +215,7 @@ class Emulator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config or EmulatorConfig()
+        self.clock = clock  # also drives Batch API progress (emulator/_batches.py)
         self._lock = threading.Lock()
         self._routes: list[Route] = list(DEFAULT_ROUTES)
         self._quotas = QuotaLimiter(self._config.rpm, self._config.tpm, clock)
@@ -380,7 +397,7 @@ class Emulator:
                 for name, value in req.headers.items()
             }
             try:
-                parsed = json.loads(req.body) if req.body else None
+                parsed = req.json() if req.body else None
             except ValueError:
                 parsed = None
             status = 0 if response.drop else response.status

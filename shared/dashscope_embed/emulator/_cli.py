@@ -98,16 +98,17 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     """Serve the emulator in the foreground until Ctrl-C.
 
     Args:
         argv: Arguments without the program name; ``sys.argv[1:]`` if ``None``.
+        prog: Program name for usage messages (``dashscope-embed emulator`` passes its own).
 
     Returns:
         The process exit code (0 after Ctrl-C).
     """
-    args = build_parser().parse_args(argv)
+    args = (build_parser(prog) if prog else build_parser()).parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
     server = EmulatorServer(

@@ -35,6 +35,11 @@ class _HTTPServer(ThreadingHTTPServer):
         self.sockets_lock = threading.Lock()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # The stdlib prints a traceback to stderr (e.g. when a client hangs up mid-answer); a test
+        # double should stay quiet, so log it at DEBUG instead.
+        logger.debug("connection from %s failed", client_address, exc_info=True)
+
     def close_open_sockets(self) -> None:
         """Hang up on keep-alive clients so no handler thread outlives the server."""
         with self.sockets_lock:

@@ -70,8 +70,8 @@ def dimension_message(spec: ModelSpec) -> str:
 
 def _parse(req: EmuRequest) -> dict[str, Any]:
     try:
-        body = json.loads(req.body)
-    except (ValueError, UnicodeDecodeError):
+        body = req.json()
+    except ValueError:  # UnicodeDecodeError is a ValueError too
         raise Rejection(400, *ILLEGAL_INPUT) from None
     if not isinstance(body, dict):
         raise Rejection(400, *ILLEGAL_INPUT)

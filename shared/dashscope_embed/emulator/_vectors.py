@@ -207,9 +207,25 @@ def projection(model: str, width: int) -> Vector:
     return matrix
 
 
-# 16384 words x 1024 dims x 4 bytes = 64 MiB at most per (model, dimension) in use.
-@functools.lru_cache(maxsize=16384)
-def _word_vector(model: str, width: int, dimension: int, word: str) -> tuple[int, Vector, float]:
+WordEntry = tuple[int, Vector, float]
+
+# Per (model, width, dimension): word -> (word hash, projected unigram+trigrams, squared norm).
+# A plain dict is several times cheaper per lookup than lru_cache's 4-part key; when one grows
+# past _WORD_CACHE_SIZE it is simply emptied (16384 x 1024 dims x 4 bytes = 64 MiB at most).
+# Results never depend on the cache: a word's vector is computed the same way every time.
+_WORD_TABLES: dict[tuple[str, int, int], dict[str, WordEntry]] = {}
+_WORD_CACHE_SIZE = 16384
+
+
+def _word_table(model: str, width: int, dimension: int) -> dict[str, WordEntry]:
+    key = (model, width, dimension)
+    table = _WORD_TABLES.get(key)
+    if table is None or len(table) >= _WORD_CACHE_SIZE:
+        table = _WORD_TABLES[key] = {}
+    return table
+
+
+def _word_vector(model: str, width: int, dimension: int, word: str) -> WordEntry:
     """``(word hash, projected unigram+trigrams, squared feature norm)`` of one word."""
     value, buckets, weights = _word(word)
     rows = projection(model, width)[np.array(buckets, dtype=np.intp), :dimension]
@@ -298,12 +314,20 @@ def text_vectors(
     word_counts: list[int] = []
     hashes: list[int] = []
     extras: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]] | None] = []
+    query = text_type == "query"
+    table = _word_table(model, width, dimension)
     for text in texts:
-        entries = [_word_vector(model, width, dimension, word) for word in _kept_words(text)]
-        word_vectors.extend(entry[1] for entry in entries)
+        entries: list[WordEntry] = []
+        for word in _kept_words(text):
+            entry = table.get(word)
+            if entry is None:
+                entry = table[word] = _word_vector(model, width, dimension, word)
+            entries.append(entry)
+        word_vectors += [entry[1] for entry in entries]
+        hashes += [entry[0] for entry in entries]
         word_counts.append(len(entries))
-        hashes.extend(entry[0] for entry in entries)
-        extras.append(_extra_features(text, entries, text_type == "query", instruct))
+        needs_extra = query or instruct or not entries
+        extras.append(_extra_features(text, entries, query, instruct) if needs_extra else None)
     out = np.zeros((len(texts), dimension), dtype=np.float32)
     _add_segments(out, np.array(word_vectors) if word_vectors else None, word_counts)
     # Per text: its bigram rows, then its perturbation rows, always in that order.

@@ -1,0 +1,198 @@
+"""``DashScopeMultiModalEmbedding``: LlamaIndex image and text embeddings in one vector space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+from llama_index.core.base.embeddings.base import Embedding
+from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, model_validator
+from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
+from llama_index.core.schema import ImageType
+
+from dashscope_embed import (
+    DEFAULT_MULTIMODAL_MODEL,
+    EmbeddingResult,
+    Image,
+    MultimodalInput,
+    Usage,
+    get_model,
+)
+
+from ._runtime import Runtime
+
+__all__ = ["DashScopeMultiModalEmbedding"]
+
+
+class DashScopeMultiModalEmbedding(MultiModalEmbedding):
+    """Alibaba Cloud Model Studio (DashScope) multimodal embeddings for LlamaIndex.
+
+    Images (``get_image_embedding*``) and texts (``get_query_embedding``,
+    ``get_text_embedding*``) go to the same multimodal model, so they share one vector space and
+    ``MultiModalVectorStoreIndex`` can answer a text query with images. Images may be a local
+    path, an http(s) URL, a ``data:`` URI or a ``BytesIO`` (what ``ImageNode.resolve_image()``
+    returns for base64 images); local content is sent inline, never uploaded. Batch hooks send
+    real batches (the core splits them to the model's element and image limits); async hooks
+    use the core's native async client, one per event loop. Failures raise the core's typed
+    errors, never ``None`` or ``[]``.
+
+    Args:
+        model_name: ``tongyi-embedding-vision-plus`` (default), ``tongyi-embedding-vision-flash``,
+            ``qwen3-vl-embedding``, ``multimodal-embedding-v1`` (Beijing only)...
+        dimension: Output size (validated per model); ``None`` keeps the model's default.
+        query_instruct: Instruction sent with queries only (qwen3-vl-embedding).
+        region / base_url / workspace: Endpoint (argument > environment > ``cn-beijing``).
+        timeout / max_retries / max_concurrency: Passed to the core (not serialised).
+        embed_batch_size: Inputs per LlamaIndex batch (default: the model's element limit).
+        api_key / http_client / async_http_client: Keyword-only, never serialised.
+
+    Example:
+        >>> from llama_index.core.indices import MultiModalVectorStoreIndex
+        >>> emb = DashScopeMultiModalEmbedding()  # doctest: +SKIP
+        >>> index = MultiModalVectorStoreIndex.from_documents(  # doctest: +SKIP
+        ...     docs, embed_model=emb, image_embed_model=emb)
+    """
+
+    model_name: str = Field(default=DEFAULT_MULTIMODAL_MODEL, description="DashScope model id.")
+    dimension: int | None = Field(default=None, description="Output dimension (None: default).")
+    query_instruct: str | None = Field(
+        default=None, description="Instruction sent with queries (qwen3-vl-embedding)."
+    )
+    region: str | None = Field(default=None, description="Region preset (resolved at init).")
+    base_url: str | None = Field(default=None, description="Explicit host (resolved at init).")
+    # Transport knobs do not change the vectors: kept out of to_dict() (and cache hashes).
+    workspace: str | None = Field(default=None, exclude=True)
+    timeout: float | None = Field(default=None, exclude=True)
+    max_retries: int | None = Field(default=None, exclude=True)
+    max_concurrency: int | None = Field(default=None, exclude=True)
+    num_workers: int | None = Field(default=8, description="Batches in flight (async batch).")
+
+    _rt: Runtime = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_batch_size(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("embed_batch_size") is None:
+            name = data.get("model_name") or DEFAULT_MULTIMODAL_MODEL
+            data = {**data, "embed_batch_size": get_model(name, kind="multimodal").max_batch_size}
+        return data
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        **data: Any,
+    ) -> None:
+        """Resolve the key and endpoint once, pin the resolved endpoint, validate the options.
+
+        Raises:
+            ConfigurationError: no key, an unknown region or a malformed base URL.
+            InvalidInputError: an option the model cannot take (dimension, instruct, region).
+        """
+        super().__init__(**data)
+        options = {
+            "region": self.region,
+            "base_url": self.base_url,
+            "workspace": self.workspace,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_concurrency": self.max_concurrency,
+        }
+        self._rt = Runtime(api_key, options, http_client, async_http_client)
+        config = self._rt.sync.config
+        self.region, self.base_url, self.workspace = (
+            config.region,
+            config.base_url,
+            config.workspace,
+        )
+        # An empty call validates model, region, dimension and instruct; nothing is sent.
+        self._rt.sync.embed_multimodal([], **self._options(query=True))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # BaseComponent re-runs __init__ from the public fields, which would swap in whatever key
+        # the environment holds; restore the pickled runtime (and key) instead.
+        BaseModel.__setstate__(self, state)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "DashScopeMultiModalEmbedding"
+
+    def _options(self, *, query: bool = False) -> dict[str, Any]:
+        return {
+            "model": self.model_name,
+            "dimension": self.dimension,
+            "instruct": self.query_instruct if query else None,
+        }  # the core splits each LlamaIndex batch to the model's element and image limits
+
+    def _embed(self, inputs: Sequence[MultimodalInput], *, query: bool = False) -> list[Embedding]:
+        res = self._rt.sync.embed_multimodal(inputs, **self._options(query=query))
+        return self._record(res)
+
+    async def _aembed(
+        self, inputs: Sequence[MultimodalInput], *, query: bool = False
+    ) -> list[Embedding]:
+        res = await self._rt.aclient().embed_multimodal(inputs, **self._options(query=query))
+        return self._record(res)
+
+    def _record(self, res: EmbeddingResult) -> list[Embedding]:
+        self._rt.record(res, text_type=None, output_type="dense")
+        return res.tolist()
+
+    # -- images ---------------------------------------------------------------------------------
+    def _get_image_embedding(self, img_file_path: ImageType) -> Embedding:
+        return self._embed([Image(img_file_path)])[0]
+
+    async def _aget_image_embedding(self, img_file_path: ImageType) -> Embedding:
+        return (await self._aembed([Image(img_file_path)]))[0]
+
+    def _get_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
+        return self._embed([Image(p) for p in img_file_paths])
+
+    async def _aget_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
+        return await self._aembed([Image(p) for p in img_file_paths])
+
+    # -- texts, in the same space ---------------------------------------------------------------
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._embed([query], query=True)[0]
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return (await self._aembed([query], query=True))[0]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._embed([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self._aembed([text]))[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._embed(texts)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await self._aembed(texts)
+
+    @property
+    def usage(self) -> Usage:
+        """Usage summed over every call this object made (the server's own counts)."""
+        return self._rt.usage
+
+    @property
+    def last_usage(self) -> Usage | None:
+        """Usage of the most recent call, or ``None`` before the first call."""
+        return self._rt.last_usage
+
+    def close(self) -> None:
+        """Close the sync connection pool (an injected ``http_client`` is left open)."""
+        self._rt.sync.close()
+
+    async def aclose(self) -> None:
+        """Close the async connection pool of the running event loop."""
+        await self._rt.aclose()
+
+    def to_payload(self) -> dict[str, Any]:
+        """Safe details for instrumentation events: options and endpoint, never the key."""
+        data = self.model_dump(exclude={"callback_manager", "embeddings_cache", "rate_limiter"})
+        data["class_name"] = self.class_name()
+        return data

@@ -1,0 +1,166 @@
+"""Writing a Batch job's results: each finished batch's output and error files are streamed,
+line by line, into the job's ``.npy``; rows without a vector get NaN and a recorded reason.
+
+Writes are idempotent (a row always lands at its own offset), so a download interrupted by a
+lost connection or a killed process is simply done again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ._batch_api import BatchInfo, CompatApi
+from ._batch_files import (
+    BatchFailure,
+    ResultLineError,
+    add_failures,
+    parse_result_line,
+    subtract_rows,
+)
+from ._batch_state import JobState, Part
+from ._errors import APIConnectionError, DashScopeError
+from ._models import get_model
+from ._sinks import NpyWriter
+
+__all__ = ["ResultWriter"]
+
+logger = logging.getLogger("dashscope_embed")
+
+
+class ResultWriter:
+    """The job's output file and the bookkeeping of what is in it.
+
+    Args:
+        state: The job's state (updated in place: failures, tokens, ``downloaded``).
+        api: Files/Batches calls.
+        save: Writes the state file.
+    """
+
+    def __init__(self, state: JobState, api: CompatApi, save: Callable[[], None]) -> None:
+        self._state = state
+        self._api = api
+        self._save = save
+        self._writer: NpyWriter | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self._state.job_id
+
+    def download(
+        self,
+        part: Part,
+        info: BatchInfo,
+        *,
+        attempts: int,
+        backoff: Callable[[int], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        """Write the part's results; a lost connection restarts the file (writes are idempotent)."""
+        for attempt in range(attempts):
+            try:
+                failures, tokens, seen = self._read_results(part, info)
+                break
+            except APIConnectionError:
+                if attempt + 1 == attempts:
+                    raise
+                sleep(backoff(attempt))
+        writer = self.open(None)
+        missing = _missing_runs(part, seen)
+        for f in missing:
+            writer.write(f.start, np.full((f.stop - f.start, writer.dim), np.nan, np.float32))
+        why = f"batch {info.status}: no result line for these rows"
+        if info.status == "failed" and info.errors:
+            code, message, line = info.errors[0]
+            why = f"{message} (line {line})" if line is not None else message
+            missing = [BatchFailure(f.start, f.stop, code or "batch_failed", why) for f in missing]
+        else:
+            missing = [BatchFailure(f.start, f.stop, "missing_result", why) for f in missing]
+        writer.flush()
+        st = self._state
+        if part.rows is not None:
+            st.failures = subtract_rows(st.failures, part.rows)
+        st.failures = add_failures(st.failures, [*failures, *missing])
+        part.tokens = tokens
+        part.downloaded = True
+        self._save()
+        logger.debug("job %s: part %d written (%d tokens)", st.job_id, part.index, tokens)
+
+    def _read_results(
+        self, part: Part, info: BatchInfo
+    ) -> tuple[list[BatchFailure], int, npt.NDArray[np.bool_]]:
+        failures: list[BatchFailure] = []
+        tokens = 0
+        seen = np.zeros(part.row_count, dtype=np.bool_)
+        position = {r: i for i, r in enumerate(part.rows)} if part.rows is not None else None
+        for file_id in (info.output_file_id, info.error_file_id):
+            if not file_id:
+                continue
+            for raw in self._api.iter_lines(file_id):
+                try:
+                    res = parse_result_line(raw)
+                except ResultLineError as exc:
+                    logger.warning("job %s: skipped a line: %s", self._state.job_id, exc)
+                    continue
+                rows = range(res.start, res.start + res.count)
+                if position is not None:
+                    where = [position.get(r, -1) for r in rows]
+                    inside = min(where) >= 0
+                else:
+                    where = list(range(res.start - part.start, rows.stop - part.start))
+                    inside = part.start <= res.start and rows.stop <= part.stop
+                if not inside:
+                    logger.warning(
+                        "job %s: rows %s are not in part %d", self.job_id, rows, part.index
+                    )
+                    continue
+                if res.vectors is not None:
+                    self.open(res.vectors.shape[1]).write(res.start, res.vectors)
+                    tokens += res.tokens
+                else:
+                    writer = self.open(None)
+                    writer.write(res.start, np.full((res.count, writer.dim), np.nan, np.float32))
+                    failures.append(BatchFailure(res.start, rows.stop, res.code, res.message))
+                seen[where] = True
+        return failures, tokens, seen
+
+    def open(self, dim: int | None) -> NpyWriter:
+        """The output, created at its full size on first use (reopened on a resumed job)."""
+        st = self._state
+        if self._writer is None:
+            out = Path(st.output)
+            if st.dimension_out is not None and out.exists():
+                self._writer = NpyWriter.reopen(out)
+            else:
+                if st.dimension_out is not None:  # output deleted: fetch every result again
+                    for part in st.parts:
+                        part.downloaded = False
+                    st.failures = []
+                spec = get_model(st.model, kind="text")
+                size = dim or st.dimension or spec.default_dimension
+                self._writer = NpyWriter(out, size, rows=st.total_rows or 0)
+                st.dimension_out = size
+                self._save()
+        if dim is not None and dim != self._writer.dim:
+            raise DashScopeError(
+                f"the server returned {dim}-d vectors; this job's output holds {self._writer.dim}"
+            )
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _missing_runs(part: Part, seen: npt.NDArray[np.bool_]) -> list[BatchFailure]:
+    """Rows of ``part`` with no result line, as contiguous runs (code/message filled later)."""
+    rows = np.asarray(part.row_iter(), dtype=np.int64)[~seen]
+    if rows.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    return [BatchFailure(int(run[0]), int(run[-1]) + 1, "", "") for run in np.split(rows, breaks)]

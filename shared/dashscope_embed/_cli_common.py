@@ -1,0 +1,135 @@
+"""Pieces shared by the ``embed`` and ``batch`` commands: client options, progress, exports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ._batch import BatchReport
+from ._batch_files import BatchFailure
+from ._cli_io import CliError
+from ._client import DashScopeClient
+from ._sinks import ids_path, iter_npy_chunks, open_sink
+
+__all__ = [
+    "EMULATOR_HINT",
+    "EXIT_API",
+    "EXIT_FAILED_ROWS",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "add_client_args",
+    "export_batch",
+    "make_bar",
+    "make_client",
+    "say",
+]
+
+EXIT_OK = 0
+EXIT_API = 1  # the service (or the network) failed
+EXIT_USAGE = 2  # bad options, bad input, missing key: fix and run again
+EXIT_FAILED_ROWS = 3  # a batch job finished, but some rows have no vector
+EXIT_INTERRUPTED = 130
+
+EMULATOR_HINT = (
+    "No key at hand? Try everything locally: run `dashscope-embed emulator` in another terminal, "
+    "then `export DASHSCOPE_API_KEY=sk-local` and add `--base-url http://127.0.0.1:8123`."
+)
+
+
+def say(message: str) -> None:
+    """A status line on stderr (stdout stays free for data)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_client_args(parser: argparse.ArgumentParser) -> None:
+    """``--base-url`` and ``--region`` (the key comes from ``DASHSCOPE_API_KEY`` only)."""
+    group = parser.add_argument_group("service (the API key is read from DASHSCOPE_API_KEY)")
+    group.add_argument(
+        "--base-url",
+        default=None,
+        help="host to call, e.g. http://127.0.0.1:8123 for the emulator (env DASHSCOPE_BASE_URL)",
+    )
+    group.add_argument(
+        "--region",
+        default=None,
+        help="cn-beijing (default), ap-southeast-1/intl, us-east-1, cn-hongkong, ... "
+        "(env DASHSCOPE_REGION)",
+    )
+
+
+def make_client(args: argparse.Namespace, *, concurrency: int | None = None) -> DashScopeClient:
+    """The core client from ``--base-url`` / ``--region`` and the environment.
+
+    Raises:
+        ConfigurationError: no key, bad region or URL (the caller prints it with the hint).
+    """
+    return DashScopeClient(base_url=args.base_url, region=args.region, max_concurrency=concurrency)
+
+
+def make_bar(mode: bool | None, total: int | None, *, unit: str = "text") -> Any:
+    """A tqdm bar on stderr, or ``None``.
+
+    ``mode``: ``True`` (``--progress``: tqdm required), ``False`` (``--no-progress``), ``None``
+    (automatic: a bar when stderr is a terminal and tqdm is installed).
+    """
+    if mode is False or (mode is None and not sys.stderr.isatty()):
+        return None
+    from ._stream import progress_bar
+
+    try:
+        return progress_bar(total, unit=unit)
+    except ImportError as exc:
+        if mode:
+            raise CliError(str(exc)) from None
+        return None
+
+
+def export_batch(
+    report: BatchReport,
+    output: Path,
+    ids: Iterator[str | None] | None,
+    *,
+    chunk: int = 4096,
+) -> Path | None:
+    """Write a finished batch job's vectors to ``output`` and its failures to
+    ``<output>.errors.jsonl`` (returned, or ``None`` when every row has a vector).
+
+    The job's ``.npy`` is read in chunks (no memory map); ``.jsonl``/``.parquet`` rows of failed
+    inputs carry ``error`` instead of a vector, ``.npy`` rows hold NaN.
+    """
+    errors = _errors_by_row(report.failures)
+    if output.suffix.lower() == ".npy" and output.resolve() == report.output.resolve():
+        if ids is not None:
+            with open(ids_path(output), "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in ids)
+    else:
+        sink = None
+        try:
+            for start, block in iter_npy_chunks(report.output, chunk):
+                if sink is None:
+                    sink = open_sink(
+                        output, dim=block.shape[1], rows=report.total_rows, with_ids=ids is not None
+                    )
+                rows = range(start, start + block.shape[0])
+                chunk_ids = [str(next(ids)) for _ in rows] if ids is not None else None
+                chunk_errors = [errors.get(r) for r in rows]
+                sink.write(chunk_ids, block, None, chunk_errors if any(chunk_errors) else None)
+        finally:
+            if sink is not None:
+                sink.close()
+    if not report.failures:
+        return None
+    path = output.with_name(output.name + ".errors.jsonl")
+    with open(path, "w", encoding="utf-8") as fh:
+        for row, code, message in report.errors_by_row():
+            fh.write(json.dumps({"row": row, "code": code, "message": message}) + "\n")
+    return path
+
+
+def _errors_by_row(failures: tuple[BatchFailure, ...]) -> dict[int, str]:
+    return {row: f"{f.code}: {f.message}" for f in failures for row in f.rows()}

@@ -1,0 +1,168 @@
+"""Input files for ``dashscope-embed embed``: ``.txt`` (one text per line), ``.jsonl`` (a field)
+and ``.csv`` (a column), read lazily, with ids.
+
+The whole file is checked once before anything is sent (:func:`scan`), so a bad line 900,000
+stops the command before the first request is billed; :func:`iter_records` then reads it again,
+streaming, while embedding. Neither pass holds the file in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CliError", "InputSpec", "Scan", "iter_records", "scan"]
+
+INPUT_FORMATS = (".txt", ".jsonl", ".csv")
+
+
+class CliError(Exception):
+    """A problem the user can fix (bad file, bad option): printed, exit code 2."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Where the texts are and how to find them.
+
+    Attributes:
+        path: The input file.
+        field: JSONL key / CSV column holding the text.
+        id_field: JSONL key / CSV column holding the row id; ``None``: ``"id"`` if present.
+        skip_empty: Skip empty texts instead of failing (ids keep the alignment).
+    """
+
+    path: Path
+    field: str = "text"
+    id_field: str | None = None
+    skip_empty: bool = False
+
+    @property
+    def kind(self) -> str:
+        suffix = self.path.suffix.lower()
+        if suffix not in INPUT_FORMATS:
+            raise CliError(
+                f"unsupported input {self.path.name!r}: use .txt (one text per line), "
+                ".jsonl (--field NAME) or .csv (--field COLUMN)"
+            )
+        return suffix[1:]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What the checking pass found."""
+
+    rows: int
+    id_field: str | None
+    skipped: int
+
+
+def _raw(spec: InputSpec) -> Iterator[tuple[int, str | None, object]]:
+    """``(line or row number, id, text value)`` for every record, before checks."""
+    kind = spec.kind
+    if not spec.path.is_file():
+        raise CliError(f"input file not found: {spec.path}")
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with open(spec.path, encoding="utf-8-sig", newline="" if kind == "csv" else None) as fh:
+        if kind == "txt":
+            for number, line in enumerate(fh, start=1):
+                yield number, str(number), line.rstrip("\r\n")
+        elif kind == "jsonl":
+            id_field = spec.id_field
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    doc = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CliError(f"{spec.path}:{number}: not valid JSON ({exc.msg})") from None
+                if not isinstance(doc, dict):
+                    raise CliError(f"{spec.path}:{number}: expected a JSON object per line")
+                if spec.field not in doc:
+                    raise CliError(
+                        f"{spec.path}:{number}: no field {spec.field!r} "
+                        f"(fields: {', '.join(map(str, doc)) or 'none'}); choose one with --field"
+                    )
+                if id_field is None:
+                    id_field = "id" if "id" in doc else ""
+                yield number, _id(spec, number, doc, id_field), doc[spec.field]
+        else:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            if spec.field not in header:
+                columns = ", ".join(header) or "none"
+                raise CliError(
+                    f"{spec.path}: no column {spec.field!r} (columns: {columns}); "
+                    "choose one with --field"
+                )
+            id_field = (
+                spec.id_field if spec.id_field is not None else ("id" if "id" in header else "")
+            )
+            if id_field and id_field not in header:
+                raise CliError(f"{spec.path}: no id column {id_field!r}")
+            for row in reader:
+                number = reader.line_num
+                yield number, _id(spec, number, row, id_field), row.get(spec.field)
+
+
+def _id(spec: InputSpec, number: int, doc: dict[str, Any], id_field: str) -> str | None:
+    if not id_field:
+        return None
+    if id_field not in doc or doc[id_field] in (None, ""):
+        raise CliError(f"{spec.path}:{number}: no id in {id_field!r}")
+    value = doc[id_field]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _text(spec: InputSpec, number: int, value: object) -> str | None:
+    """The text, ``None`` to skip it, or a :class:`CliError`."""
+    if not isinstance(value, str):
+        raise CliError(
+            f"{spec.path}:{number}: {spec.field!r} is {type(value).__name__}, not a string"
+        )
+    if not value.strip():
+        if spec.skip_empty:
+            return None
+        raise CliError(
+            f"{spec.path}:{number}: empty text (DashScope rejects empty inputs); remove the line "
+            "or pass --skip-empty"
+        )
+    return value
+
+
+def scan(spec: InputSpec) -> Scan:
+    """Check every record; count rows.
+
+    Raises:
+        CliError: a missing file, bad JSON, a missing field/column, a non-string or empty text,
+            naming the file and line.
+    """
+    rows = skipped = 0
+    id_field: str | None = None
+    has_ids = False
+    for number, row_id, value in _raw(spec):
+        if _text(spec, number, value) is None:
+            skipped += 1
+            continue
+        rows += 1
+        has_ids = has_ids or row_id is not None
+    if spec.kind == "txt":
+        id_field = "line" if skipped else None
+    elif has_ids:
+        id_field = spec.id_field or "id"
+    return Scan(rows, id_field, skipped)
+
+
+def iter_records(spec: InputSpec, *, txt_ids: bool = False) -> Iterator[tuple[str | None, str]]:
+    """``(id, text)`` per row, streaming (ids of a ``.txt`` are line numbers when ``txt_ids``)."""
+    for number, row_id, value in _raw(spec):
+        text = _text(spec, number, value)
+        if text is None:
+            continue
+        if spec.kind == "txt" and not txt_ids:
+            row_id = None
+        yield row_id, text

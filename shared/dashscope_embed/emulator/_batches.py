@@ -1,0 +1,463 @@
+"""The OpenAI-compatible Batches API (``dashscope-api.md`` §5a.3–§5a.7), in memory.
+
+``POST /compatible-mode/v1/batches``, ``GET /batches``, ``GET /batches/{id}``,
+``POST /batches/{id}/cancel``. Batch objects have the recorded keys in the recorded order.
+
+Progress is computed lazily from the emulator's clock whenever a batch is read (no thread), so
+tests are deterministic and can drive time with a fake clock:
+
+* created → ``validating``; the next read validates every line (bad JSON, ``url``, ``model``,
+  duplicate ``custom_id``…: the whole batch ``failed`` with ``errors``, as recorded) and moves to
+  ``in_progress``;
+* lines are processed at :attr:`EmulatorConfig.batch_speed` lines per second since creation
+  (``inf``: all at once). Each line's body is answered by the emulator's own compatible
+  embeddings handler, so a line with an invalid text fails alone (it goes to the error file);
+* the read that sees the last line done answers ``finalizing``; the next one ``completed``, with
+  ``output_file_id`` / ``error_file_id`` set;
+* cancel answers ``cancelling``; the next read ``cancelled``: processed lines keep their results,
+  the rest go to the error file (``batch_cancelled``). A batch past its completion window ends
+  ``expired`` the same way (``batch_expired``).
+
+Line processing goes through :meth:`Emulator.admit`, so configured RPM/TPM quotas also apply to
+batch lines (a throttled line fails with its 429 code). Error messages marked "invented" were
+not recorded from the real service.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dashscope_embed.emulator import _text
+from dashscope_embed.emulator._faults import Rejection
+from dashscope_embed.emulator._files import files_of
+
+if TYPE_CHECKING:
+    from dashscope_embed.emulator._app import Emulator, EmuRequest, EmuResponse
+
+__all__ = ["ROUTES", "BatchStore", "batches_of"]
+
+BATCHES_PATH = "/compatible-mode/v1/batches"
+ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/chat/ds-test")
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+#: Requests per input file (documented limit).
+MAX_LINES = 50_000
+# Invented messages for lines a batch never reached.
+_CANCELLED = "The batch was cancelled before this request was processed."
+_EXPIRED = "The batch expired before this request was processed."
+_WINDOW = re.compile(r"(\d+)([hd])")
+_TIMES = (
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
+
+
+@dataclass
+class _Batch:
+    id: str
+    input_file_id: str
+    endpoint: str
+    window: str
+    window_seconds: float
+    metadata: dict[str, Any]
+    created_at: int
+    started: float  # emulator clock at creation
+    status: str = "validating"
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    processed: int = 0
+    completed: int = 0
+    failed: int = 0
+    output: list[bytes] = field(default_factory=list)
+    error_lines: list[bytes] = field(default_factory=list)
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    times: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(_TIMES))
+
+    def to_json(self) -> dict[str, Any]:
+        visible = self.status in TERMINAL
+        out: dict[str, Any] = {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "errors": {"object": "list", "data": self.errors} if self.errors else None,
+            "input_file_id": self.input_file_id,
+            "completion_window": self.window,
+            "status": self.status,
+            "output_file_id": self.output_file_id if visible else None,
+            "error_file_id": self.error_file_id if visible else None,
+            "created_at": self.created_at,
+        }
+        out.update(self.times)
+        total = len(self.lines) if self.status != "validating" else 0
+        out["request_counts"] = {"total": total, "completed": self.completed, "failed": self.failed}
+        out["metadata"] = self.metadata
+        return out
+
+
+class BatchStore:
+    """The batches of one emulator; every method is thread-safe."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, _Batch] = {}
+        self.lock = threading.Lock()
+
+
+_STORES: weakref.WeakKeyDictionary[Emulator, BatchStore] = weakref.WeakKeyDictionary()
+_STORES_LOCK = threading.Lock()
+
+
+def batches_of(emu: Emulator) -> BatchStore:
+    """The batch store of ``emu`` (created on first use)."""
+    with _STORES_LOCK:
+        store = _STORES.get(emu)
+        if store is None:
+            store = _STORES[emu] = BatchStore()
+        return store
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _bad(message: str) -> Rejection:
+    return Rejection(400, "invalid_parameter_error", message)
+
+
+def _respond(emu: Emulator, payload: object) -> EmuResponse:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return emu.respond(body, emu.new_request_id())
+
+
+def _parse_body(req: EmuRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(req.body)
+    except (ValueError, UnicodeDecodeError):
+        raise Rejection(400, *_text.ILLEGAL_INPUT) from None
+    if not isinstance(body, dict):
+        raise Rejection(400, *_text.ILLEGAL_INPUT)
+    return body
+
+
+def _window_seconds(value: object) -> float:
+    match = _WINDOW.fullmatch(value) if isinstance(value, str) else None
+    hours = int(match.group(1)) * (24 if match.group(2) == "d" else 1) if match else 0
+    if not 24 <= hours <= 336:
+        raise _bad(  # invented, following the documented range
+            f"Invalid completion_window {value!r}: use 24h to 336h (or 1d to 14d)."
+        )
+    return hours * 3600.0
+
+
+def handle_create(emu: Emulator, req: EmuRequest, match: re.Match[str]) -> EmuResponse:
+    """``POST /batches`` → the batch object, ``validating``."""
+    body = _parse_body(req)
+    file_id = body.get("input_file_id")
+    endpoint = body.get("endpoint")
+    if not isinstance(file_id, str) or not file_id:
+        raise _bad("Missing required parameter: 'input_file_id'.")  # invented
+    if endpoint not in ENDPOINTS:
+        raise _bad(f"Invalid endpoint {endpoint!r}; supported: {', '.join(ENDPOINTS)}.")
+    stored = files_of(emu).get(file_id)
+    if stored.purpose != "batch":
+        raise _bad(f"File {file_id} has purpose {stored.purpose!r}, not 'batch'.")  # invented
+    window = body.get("completion_window", "24h")
+    seconds = _window_seconds(window)
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _bad("metadata must be an object.")  # invented
+    if (
+        len(str(metadata.get("ds_name", ""))) > 100
+        or len(str(metadata.get("ds_description", ""))) > 200
+    ):
+        raise _bad("metadata.ds_name is limited to 100 and ds_description to 200 characters.")
+    batch = _Batch(
+        id=f"batch_{uuid.uuid4()}",
+        input_file_id=file_id,
+        endpoint=str(endpoint),
+        window=str(window),
+        window_seconds=seconds,
+        metadata=metadata,
+        created_at=_now(),
+        started=emu.clock(),
+    )
+    store = batches_of(emu)
+    with store.lock:
+        store.batches[batch.id] = batch
+        return _respond(emu, batch.to_json())
+
+
+def _get(store: BatchStore, batch_id: str) -> _Batch:
+    batch = store.batches.get(batch_id)
+    if batch is None:
+        raise Rejection(404, "NotFound", f"No batch found with id '{batch_id}'.")  # invented
+    return batch
+
+
+def handle_get(emu: Emulator, req: EmuRequest, match: re.Match[str]) -> EmuResponse:
+    """``GET /batches/{id}``: advances the batch to the emulator's "now" first."""
+    store = batches_of(emu)
+    with store.lock:
+        batch = _get(store, match.group("batch_id"))
+        _advance(emu, batch)
+        return _respond(emu, batch.to_json())
+
+
+def handle_cancel(emu: Emulator, req: EmuRequest, match: re.Match[str]) -> EmuResponse:
+    """``POST /batches/{id}/cancel`` → ``cancelling`` (``cancelled`` on the next read)."""
+    store = batches_of(emu)
+    with store.lock:
+        batch = _get(store, match.group("batch_id"))
+        _advance(emu, batch)
+        if batch.status in TERMINAL:
+            raise _bad(f"Cannot cancel a batch with status '{batch.status}'.")  # invented
+        if batch.status != "cancelling":
+            batch.status = "cancelling"
+            batch.times["cancelling_at"] = _now()
+        return _respond(emu, batch.to_json())
+
+
+def handle_list(emu: Emulator, req: EmuRequest, match: re.Match[str]) -> EmuResponse:
+    """``GET /batches?after&limit&input_file_ids&status&ds_name``: newest first;
+    an empty page has ``"data": null`` (as recorded)."""
+    q = req.query
+    try:
+        limit = int(q.get("limit") or 20)
+    except ValueError:
+        raise _bad("limit must be an integer.") from None  # invented
+    if not 1 <= limit <= 100:
+        raise _bad("limit must be between 1 and 100.")  # invented
+    file_ids = {f for f in (q.get("input_file_ids") or "").split(",") if f}
+    statuses = {s for s in (q.get("status") or "").split(",") if s}
+    name = q.get("ds_name") or ""
+    store = batches_of(emu)
+    with store.lock:
+        batches = list(reversed(store.batches.values()))
+        if q.get("after"):
+            ids = [b.id for b in batches]
+            batches = batches[ids.index(q["after"]) + 1 :] if q["after"] in ids else []
+        for batch in batches:
+            _advance(emu, batch)
+        chosen = [
+            b
+            for b in batches
+            if (not file_ids or b.input_file_id in file_ids)
+            and (not statuses or b.status in statuses)
+            and name in str(b.metadata.get("ds_name", ""))
+        ]
+        page = [b.to_json() for b in chosen[:limit]]
+    return _respond(
+        emu,
+        {
+            "object": "list",
+            "data": page or None,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(chosen) > limit,
+        },
+    )
+
+
+# -- the lifecycle --------------------------------------------------------------------------
+
+
+def _advance(emu: Emulator, batch: _Batch) -> None:
+    """Bring ``batch`` to what it would be now (called under the store lock)."""
+    if batch.status in TERMINAL:
+        return
+    if batch.status == "cancelling":
+        _end(emu, batch, "cancelled", "batch_cancelled", _CANCELLED)
+        return
+    if batch.status == "validating":
+        if not _validate(emu, batch):
+            return
+        batch.status = "in_progress"
+        batch.times["in_progress_at"] = _now()
+    if batch.status == "finalizing":
+        _end(emu, batch, "completed", "", "")
+        return
+    elapsed = emu.clock() - batch.started
+    speed = emu.config.batch_speed
+    running = min(max(elapsed, 0.0), batch.window_seconds)  # nothing runs past the window
+    target = len(batch.lines) if math.isinf(speed) else int(running * speed)
+    _process(emu, batch, min(target, len(batch.lines)))
+    if batch.processed == len(batch.lines):
+        batch.status = "finalizing"
+        batch.times["finalizing_at"] = _now()
+    elif elapsed > batch.window_seconds:
+        _end(emu, batch, "expired", "batch_expired", _EXPIRED)
+
+
+def _validate(emu: Emulator, batch: _Batch) -> bool:
+    """Parse and check every line; on errors the whole batch fails (as recorded)."""
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    model: str | None = None
+    lines: list[dict[str, Any]] = []
+
+    def error(code: str, message: str, line: int, param: str | None = None) -> None:
+        if len(errors) < 100:
+            errors.append({"code": code, "message": message, "param": param, "line": line})
+
+    try:
+        data = files_of(emu).get(batch.input_file_id).data
+    except Rejection:  # deleted after the batch was created
+        data = b""
+        error("file_not_found", f"The input file {batch.input_file_id} no longer exists.", 0)
+    raw_lines = [raw for raw in data.split(b"\n") if raw.strip()]
+    if len(raw_lines) > MAX_LINES:  # invented message
+        count = len(raw_lines)
+        error("too_many_requests", f"{count} requests; a file holds at most {MAX_LINES}.", count)
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            error("invalid_json_line", "This line is not valid JSON.", number)  # invented
+            continue
+        if not isinstance(line, dict):
+            error("invalid_json_line", "This line is not a JSON object.", number)  # invented
+            continue
+        cid = line.get("custom_id")
+        url = line.get("url")
+        body = line.get("body")
+        # Codes: url_not_found (recorded), duplicate_custom_id / mismatched_model /
+        # model_not_found (documented), the others invented; every message is invented except
+        # url_not_found's.
+        if not isinstance(cid, str) or not cid:
+            error("missing_custom_id", "Each line needs a string custom_id.", number, "custom_id")
+        elif cid in seen:
+            error("duplicate_custom_id", f"Duplicate custom_id '{cid}'.", number, "custom_id")
+        else:
+            seen.add(cid)
+        if url not in ENDPOINTS:
+            message = f"The provided url '{url}' is not supported by the Batch API."
+            error("url_not_found", message, number, "url")
+        elif url != batch.endpoint:
+            message = f"The url '{url}' differs from the batch endpoint '{batch.endpoint}'."
+            error("mismatched_url", message, number, "url")
+        name = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            error("invalid_body", "Each line needs a JSON object body.", number, "body")
+        elif emu.model_spec(str(name), kind="text") is None:
+            message = f"The model '{name}' does not exist or does not support batch."
+            error("model_not_found", message, number, "body.model")
+        elif model is not None and name != model:
+            message = "All requests in a file must use the same model."
+            error("mismatched_model", message, number, "body.model")
+        else:
+            model = str(name)
+        lines.append(line)
+    if errors:
+        batch.status = "failed"
+        batch.errors = errors
+        batch.times["failed_at"] = _now()
+        return False
+    batch.lines = lines
+    return True
+
+
+def _process(emu: Emulator, batch: _Batch, target: int) -> None:
+    """Answer lines ``processed .. target-1`` with the compatible embeddings handler."""
+    from dashscope_embed.emulator._app import EmuRequest
+
+    while batch.processed < target:
+        line = batch.lines[batch.processed]
+        batch.processed += 1
+        cid = json.dumps(line["custom_id"], ensure_ascii=False).encode()
+        body = json.dumps(line["body"], ensure_ascii=False).encode()
+        request = EmuRequest("POST", _text.COMPATIBLE_PATH, {}, body)
+        match = re.fullmatch(re.escape(_text.COMPATIBLE_PATH), _text.COMPATIBLE_PATH)
+        assert match is not None
+        try:
+            answer = _text.handle_compatible(emu, request, match)
+        except Rejection as rejection:
+            batch.failed += 1
+            batch.error_lines.append(_error_line(emu, cid, rejection))
+            continue
+        rid = answer.headers.get("x-request-id", emu.new_request_id()).encode()
+        batch.completed += 1
+        batch.output.append(_OK_LINE % (rid, cid, rid, answer.body))
+
+
+_OK_LINE = (
+    b'{"id":"%s","custom_id":%s,"response":{"status_code":200,"request_id":"%s","body":%s},'
+    b'"error":null}'
+)
+
+
+def _error_line(emu: Emulator, cid: bytes, rejection: Rejection) -> bytes:
+    rid = emu.new_request_id()
+    envelope = {
+        "error": {
+            "message": rejection.message,
+            "type": rejection.code,
+            "param": None,
+            "code": rejection.code,
+        },
+        "id": rid,
+        "request_id": rid,
+    }
+    line = {
+        "id": rid,
+        "custom_id": json.loads(cid),
+        "response": {"status_code": rejection.status, "request_id": rid, "body": envelope},
+        "error": {"code": rejection.code, "message": rejection.message},
+    }
+    return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _end(emu: Emulator, batch: _Batch, status: str, code: str, message: str) -> None:
+    """Finish: unprocessed lines fail with ``code``; output and error files are stored."""
+    if status != "completed":
+        for line in batch.lines[batch.processed :]:
+            rid = emu.new_request_id()
+            batch.failed += 1
+            batch.error_lines.append(
+                json.dumps(
+                    {
+                        "id": rid,
+                        "custom_id": line.get("custom_id"),
+                        "response": None,
+                        "error": {"code": code, "message": message},
+                    },
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                ).encode()
+            )
+        batch.processed = len(batch.lines)
+    store = files_of(emu)
+    if batch.output:
+        name = f"{batch.id}_output.jsonl"
+        data = b"\n".join(batch.output) + b"\n"
+        batch.output_file_id = store.add(name, "batch_output", data, prefix="file-batch_output-").id
+    if batch.error_lines:
+        name = f"{batch.id}_error.jsonl"
+        data = b"\n".join(batch.error_lines) + b"\n"
+        batch.error_file_id = store.add(name, "batch_output", data, prefix="file-batch_output-").id
+    batch.output, batch.error_lines = [], []
+    batch.status = status
+    batch.times[f"{status}_at"] = _now()
+
+
+_ID = r"(?P<batch_id>[^/]+)"
+
+#: ``(method, path regex, handler)`` for the app's route table.
+ROUTES = [
+    ("POST", re.escape(BATCHES_PATH), handle_create),
+    ("GET", re.escape(BATCHES_PATH), handle_list),
+    ("GET", re.escape(BATCHES_PATH) + "/" + _ID, handle_get),
+    ("POST", re.escape(BATCHES_PATH) + "/" + _ID + "/cancel", handle_cancel),
+]

@@ -1,0 +1,409 @@
+"""One account-wide quota for every Ray worker: a quota actor and a leasing :class:`Throttle`.
+
+DashScope limits are per account and per model (API reference §7), so N workers that each pace
+themselves to the quota send N times too much and get 429 storms. Here one Ray actor holds the
+core :class:`~dashscope_embed.Throttle` (token buckets, adaptive window, pacing after 429s) for
+the whole job, and each worker's client admits its requests through a :class:`LeasedThrottle`:
+
+::
+
+    worker client ── acquire ──► LeasedThrottle ── lease(k) ───► quota actor (one per job)
+                  ◄─ release ──  (local permits,  ── report(...) ► core Throttle: buckets,
+                                  buffered reports)                window, pacing
+
+* **Leases in bulk.** A worker asks for up to ``lease_size`` permits in one actor call and hands
+  them out locally; the call is asynchronous, so neither the sync nor the async client blocks on
+  Ray. A permit not used within ``lease_ttl`` goes back (held permits would otherwise arrive at
+  the server in a burst).
+* **Reports in bulk.** Outcomes are buffered and sent in one call every ``flush_interval`` or
+  ``lease_size`` outcomes; a 429 is sent at once and drops the permits the worker still holds,
+  so the shared pacing cuts for everybody before the next request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from dashscope_embed._throttle import Throttle, ThrottleSnapshot
+
+if TYPE_CHECKING:
+    import ray
+
+__all__ = ["LeasedThrottle", "QuotaState", "QuotaStats", "SharedQuota"]
+
+Report = tuple[str, "float | None"]  # (outcome, retry_after) of one admitted request
+
+_LEASE_POLL = 0.005  # how soon to look again at a lease request in flight
+_FULL_POLL = 0.05  # how soon to ask again when this worker's own cap is reached
+
+
+@dataclass(frozen=True)
+class QuotaStats:
+    """Counters of a quota actor since it was created.
+
+    Attributes:
+        leases: Lease calls answered.
+        granted: Permits granted.
+        ok: Requests reported as answered with vectors.
+        throttled: Requests reported as answered 429.
+        failed: Requests reported with another outcome (error, retry, dropped connection).
+        unused: Permits given back unused (expired, or dropped after a 429).
+        models: The shared admission state per model (window, in flight, pacing rate).
+    """
+
+    leases: int = 0
+    granted: int = 0
+    ok: int = 0
+    throttled: int = 0
+    failed: int = 0
+    unused: int = 0
+    models: dict[str, ThrottleSnapshot] = field(default_factory=dict)
+
+
+class QuotaState:
+    """The body of the quota actor: the core :class:`Throttle` plus counters (no Ray inside).
+
+    Args:
+        rpm: Requests per minute per model for the whole account, if known.
+        tpm: Tokens per minute per model for the whole account, if known.
+        max_concurrency: Requests in flight per model across all workers.
+        initial_concurrency: Starting shared window (grows on success).
+        clock: Monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        max_concurrency: int = 64,
+        initial_concurrency: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._throttle = Throttle(
+            max_concurrency=max_concurrency,
+            initial_concurrency=initial_concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            clock=clock,
+        )
+        names = ("leases", "granted", "ok", "throttled", "failed", "unused")
+        self._counts = dict.fromkeys(names, 0)
+
+    def lease(self, model: str, want: int, tokens: int) -> tuple[int, float]:
+        """Admit up to ``want`` requests of about ``tokens`` tokens each.
+
+        Returns:
+            ``(granted, wait)``: permits granted now, and when none were, seconds before asking
+            again.
+        """
+        granted, wait = 0, 0.0
+        while granted < want:
+            wait = self._throttle.acquire(model, tokens)
+            if wait > 0:
+                break
+            granted += 1
+        self._counts["leases"] += 1
+        self._counts["granted"] += granted
+        return granted, (0.0 if granted else wait)
+
+    def report(self, model: str, outcomes: list[Report]) -> None:
+        """Release admitted requests: ``ok``, ``throttled``, ``unused`` or anything else."""
+        for outcome, retry_after in outcomes:
+            self._throttle.release(model, outcome, retry_after=retry_after)
+            key = outcome if outcome in ("ok", "throttled", "unused") else "failed"
+            self._counts[key] += 1
+
+    def stats(self) -> QuotaStats:
+        """A snapshot of the counters and of the shared admission state."""
+        c = self._counts
+        return QuotaStats(
+            leases=c["leases"],
+            granted=c["granted"],
+            ok=c["ok"],
+            throttled=c["throttled"],
+            failed=c["failed"],
+            unused=c["unused"],
+            models={m: self._throttle.snapshot(m) for m in self._throttle.models()},
+        )
+
+
+class _Backend(Protocol):
+    """How a :class:`LeasedThrottle` talks to the quota (asynchronously)."""
+
+    def request_lease(self, model: str, want: int, tokens: int) -> object:
+        """Start a lease request; returns a ticket for :meth:`poll_lease`."""
+
+    def poll_lease(self, ticket: object) -> tuple[int, float] | None:
+        """The answer to a lease request, or ``None`` if it has not arrived (never blocks)."""
+
+    def report(self, model: str, outcomes: list[Report]) -> None:
+        """Send outcomes (fire and forget)."""
+
+
+class _LocalBackend:
+    """A :class:`QuotaState` in this process (tests, or threads sharing one quota without Ray)."""
+
+    def __init__(self, state: QuotaState) -> None:
+        self.state = state
+
+    def request_lease(self, model: str, want: int, tokens: int) -> object:
+        return self.state.lease(model, want, tokens)
+
+    def poll_lease(self, ticket: object) -> tuple[int, float] | None:
+        return ticket  # type: ignore[return-value]
+
+    def report(self, model: str, outcomes: list[Report]) -> None:
+        self.state.report(model, outcomes)
+
+
+@dataclass
+class _Local:
+    """A worker's view of one model: permits held, requests in flight, reports not yet sent."""
+
+    permits: int = 0
+    expires: float = 0.0
+    ticket: object | None = None
+    not_before: float = 0.0
+    in_flight: int = 0
+    outcomes: list[Report] = field(default_factory=list)
+    last_flush: float = 0.0
+
+
+class LeasedThrottle(Throttle):
+    """A worker-side :class:`Throttle` that admits requests with permits leased from a quota.
+
+    Pass it to a client (``DashScopeClient(throttle=quota.throttle())``); the client calls
+    :meth:`acquire` / :meth:`release` as with the core throttle. Build it with
+    :meth:`SharedQuota.throttle`.
+
+    Args:
+        backend: The quota (a :class:`SharedQuota`).
+        max_concurrency: Requests this worker keeps in flight per model.
+        lease_size: Most permits asked for in one call to the quota.
+        lease_ttl: Seconds a leased permit stays usable before it is given back.
+        flush_interval: Longest delay before outcomes are reported (a 429 is reported at once).
+        clock: Monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        backend: _Backend,
+        *,
+        max_concurrency: int = 8,
+        lease_size: int = 8,
+        lease_ttl: float = 0.5,
+        flush_interval: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(max_concurrency=max_concurrency, adaptive=False, clock=clock)
+        if lease_size < 1:
+            raise ValueError(f"lease_size must be >= 1, got {lease_size}")
+        self._backend = backend
+        self.lease_size = lease_size
+        self.lease_ttl = lease_ttl
+        self.flush_interval = flush_interval
+        self._leases: dict[str, _Local] = {}
+        self._leases_lock = threading.Lock()
+
+    def acquire(self, model: str, tokens: int = 0) -> float:
+        """Use a held permit, or start a lease request; 0.0 means admitted, else seconds to wait."""
+        with self._leases_lock:
+            now = self._clock()
+            st = self._leases.setdefault(model, _Local(last_flush=now))
+            if st.permits and now >= st.expires:
+                self._give_back(model, st)
+            if st.in_flight >= self.max_concurrency:
+                return _FULL_POLL
+            if not st.permits:
+                wait = self._refill(model, st, tokens, now)
+                if wait > 0:
+                    return wait
+            st.permits -= 1
+            st.in_flight += 1
+            return 0.0
+
+    def _refill(self, model: str, st: _Local, tokens: int, now: float) -> float:
+        """Collect or start a lease; returns 0.0 once permits are held, else seconds to wait."""
+        if st.ticket is None:
+            if now < st.not_before:
+                return st.not_before - now
+            want = max(1, min(self.lease_size, self.max_concurrency - st.in_flight))
+            st.ticket = self._backend.request_lease(model, want, tokens)
+        answer = self._backend.poll_lease(st.ticket)
+        if answer is None:
+            return _LEASE_POLL
+        st.ticket = None
+        granted, wait = answer
+        if not granted:
+            st.not_before = now + wait
+            return wait
+        st.permits, st.expires = granted, now + self.lease_ttl
+        return 0.0
+
+    def release(self, model: str, outcome: str, *, retry_after: float | None = None) -> None:
+        """Buffer the outcome; report in bulk, or at once (dropping held permits) on a 429."""
+        with self._leases_lock:
+            now = self._clock()
+            st = self._leases.setdefault(model, _Local(last_flush=now))
+            st.in_flight = max(0, st.in_flight - 1)
+            st.outcomes.append((outcome, retry_after))
+            if outcome == "throttled":
+                if retry_after:
+                    st.not_before = max(st.not_before, now + retry_after)
+                self._give_back(model, st)
+            elif len(st.outcomes) < self.lease_size and now - st.last_flush < self.flush_interval:
+                return
+            self._flush(model, st, now)
+
+    def flush(self, *, give_back: bool = False) -> None:
+        """Report every buffered outcome now; with ``give_back``, return held permits too."""
+        with self._leases_lock:
+            now = self._clock()
+            for model, st in self._leases.items():
+                if give_back:
+                    self._give_back(model, st)
+                self._flush(model, st, now)
+
+    def _give_back(self, model: str, st: _Local) -> None:
+        st.outcomes.extend([("unused", None)] * st.permits)
+        st.permits = 0
+
+    def _flush(self, model: str, st: _Local, now: float) -> None:
+        st.last_flush = now
+        if st.outcomes:
+            outcomes, st.outcomes = st.outcomes, []
+            self._backend.report(model, outcomes)
+
+    def models(self) -> list[str]:
+        """Models this worker has asked permits for."""
+        with self._leases_lock:
+            return list(self._leases)
+
+    def snapshot(self, model: str) -> ThrottleSnapshot:
+        """This worker's cap and requests in flight (the shared window is in the quota's stats)."""
+        with self._leases_lock:
+            st = self._leases.get(model, _Local())
+            return ThrottleSnapshot(self.max_concurrency, st.in_flight, None)
+
+
+class SharedQuota:
+    """One quota actor for a whole Ray job; pass this handle to every worker (it pickles).
+
+    Create it in the driver, after ``ray.init()``: a non-detached actor lives as long as the
+    process that created it, so the driver keeps it alive for the whole job.
+
+    Args:
+        rpm: Requests per minute per model for the account (all workers together), if known.
+        tpm: Tokens per minute per model for the account, if known.
+        max_concurrency: Requests in flight per model across all workers.
+        initial_concurrency: Starting shared window (grows on success).
+        name: Actor name; with a name, a second ``SharedQuota(name=...)`` (another driver of the
+            same cluster, say) joins the existing actor and its limits instead of creating one.
+        namespace: Ray namespace of a named actor.
+        detached: Keep the actor after the driver exits (needs ``name``; stop it with
+            :meth:`kill`).
+
+    Example:
+        >>> quota = SharedQuota(rpm=1_800, tpm=1_200_000)  # doctest: +SKIP
+        >>> client = DashScopeClient(throttle=quota.throttle())  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        max_concurrency: int = 64,
+        initial_concurrency: int | None = None,
+        name: str | None = None,
+        namespace: str | None = None,
+        detached: bool = False,
+    ) -> None:
+        import ray
+
+        if detached and not name:
+            raise ValueError("a detached quota needs a name (to find it and to kill it later)")
+        # Fail here, in the driver, rather than inside the actor.
+        QuotaState(rpm=rpm, tpm=tpm, max_concurrency=max_concurrency)
+        options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 1}
+        if name:
+            options.update(name=name, namespace=namespace, get_if_exists=True)
+        if detached:
+            options["lifetime"] = "detached"
+        actor = ray.remote(QuotaState).options(**options)
+        self._actor = cast(
+            "ray.actor.ActorHandle[QuotaState]",
+            actor.remote(
+                rpm=rpm,
+                tpm=tpm,
+                max_concurrency=max_concurrency,
+                initial_concurrency=initial_concurrency,
+            ),
+        )
+
+    @classmethod
+    def connect(cls, name: str, *, namespace: str | None = None) -> SharedQuota:
+        """Join an existing named quota actor (raises ``ValueError`` if there is none)."""
+        import ray
+
+        self = cls.__new__(cls)
+        self._actor = ray.get_actor(name, namespace=namespace)
+        return self
+
+    def throttle(
+        self,
+        *,
+        max_concurrency: int = 8,
+        lease_size: int = 8,
+        lease_ttl: float = 0.5,
+        flush_interval: float = 0.05,
+    ) -> LeasedThrottle:
+        """A throttle for one worker's client, admitting requests with permits from this quota."""
+        return LeasedThrottle(
+            self,
+            max_concurrency=max_concurrency,
+            lease_size=lease_size,
+            lease_ttl=lease_ttl,
+            flush_interval=flush_interval,
+        )
+
+    def stats(self) -> QuotaStats:
+        """Counters and the shared admission state (one round trip to the actor)."""
+        import ray
+
+        return cast(QuotaStats, ray.get(self._actor.stats.remote()))
+
+    def kill(self) -> None:
+        """Stop the actor (needed only for a detached quota)."""
+        import ray
+
+        ray.kill(self._actor)
+
+    # -- the backend of LeasedThrottle ------------------------------------------------------
+
+    def request_lease(self, model: str, want: int, tokens: int) -> object:
+        """Ask the actor for permits without waiting for the answer."""
+        return self._actor.lease.remote(model, want, tokens)
+
+    def poll_lease(self, ticket: object) -> tuple[int, float] | None:
+        """The actor's answer if it has arrived (never blocks)."""
+        import ray
+
+        ref: ray.ObjectRef[tuple[int, float]] = ticket  # type: ignore[assignment]
+        ready, _ = ray.wait([ref], timeout=0)
+        if not ready:
+            return None
+        answer: tuple[int, float] = ray.get(ready[0])
+        return answer
+
+    def report(self, model: str, outcomes: list[Report]) -> None:
+        """Send outcomes to the actor (fire and forget; calls from one worker stay in order)."""
+        self._actor.report.remote(model, outcomes)
+
+    def __repr__(self) -> str:
+        return f"SharedQuota({self._actor!r})"
