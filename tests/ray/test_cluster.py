@@ -23,7 +23,10 @@ from dashscope_embed.ray import DashScopeEmbedder, SharedQuota, embed_files
 
 KEY = "sk-test"
 MODEL = "text-embedding-v4"
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context"),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,7 +41,7 @@ def ray_cluster() -> Iterator[None]:
 
 
 def test_four_workers_share_one_quota() -> None:
-    """4 workers under one SharedQuota give every row its vector, in order, with ≤ 3 % of requests 429."""
+    """4 workers under one SharedQuota give each row its vector, in order, with ≤ 3 % of 429s."""
     rpm, n = 2400, 800
     texts = [f"document {i} on topic {i % 13} and shelf {i % 7}" for i in range(n)]
     with serve(config=EmulatorConfig(rpm=rpm, latency=0.02)) as server:
@@ -114,8 +117,10 @@ def test_embed_files_writes_failed_rows_and_resumes(tmp_path: Path) -> None:
 
 
 def test_shared_quota_actor_leases_and_learns_from_429s() -> None:
-    """Through the Ray actor, a worker leases permits in bulk and its 429 starts the shared pacing."""
-    quota = SharedQuota(rpm=600, name="test-quota", namespace="dashscope-embed-tests")
+    """Through the actor, a worker leases permits in bulk and its 429 starts the shared pacing."""
+    quota = SharedQuota(
+        rpm=600, initial_concurrency=8, name="test-quota", namespace="dashscope-embed-tests"
+    )
     joined = SharedQuota.connect("test-quota", namespace="dashscope-embed-tests")
     first, second = quota.throttle(lease_size=5), joined.throttle(lease_size=5)
     admitted = 0

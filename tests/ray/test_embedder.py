@@ -1,4 +1,4 @@
-"""DashScopeEmbedder called directly on Ray Data batches (no cluster), against the loopback emulator.
+"""DashScopeEmbedder called directly on Ray Data batches (no cluster), against the emulator.
 
 Ray Data calls the same ``__call__`` on its workers; ``test_cluster.py`` runs it in a real pool.
 """
@@ -76,7 +76,7 @@ def server() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def small_limit_server() -> Iterator[EmulatorServer]:
-    """An emulator whose text-embedding-v4 takes 40 tokens per text (the client still thinks 8192)."""
+    """An emulator whose text-embedding-v4 takes 40 tokens a text (the client thinks 8192)."""
     spec = replace(get_model(MODEL), max_tokens=40)
     with serve(config=EmulatorConfig(extra_models={MODEL: spec})) as s:
         yield s
@@ -84,7 +84,7 @@ def small_limit_server() -> Iterator[EmulatorServer]:
 
 @pytest.mark.parametrize("kind", FORMATS)
 def test_every_row_gets_its_vector_in_order(kind: str, server: EmulatorServer) -> None:
-    """Each row gets the emulator's vector for its own text, in order, and other columns are kept."""
+    """Each row gets the vector of its own text, in order, and the other columns are kept."""
     texts = _texts(23)
     ids = list(range(100, 123))
     embedder = _embedder(server, dimension=128)
@@ -148,7 +148,7 @@ def _merged(text: str) -> tuple[list[int], list[float]]:
 
 @pytest.mark.parametrize("kind", FORMATS)
 def test_sparse_column_next_to_the_vectors(kind: str, server: EmulatorServer) -> None:
-    """dense&sparse adds a sparse column of unique ascending indices keeping each index's max weight."""
+    """dense&sparse adds a sparse column: unique ascending indices, each with its max weight."""
     texts = ["tea and rain and tea again", "jazz maps"]
     out = _embedder(server, output_type="dense&sparse", dimension=64)(_batch(kind, {"text": texts}))
     for text, cell, vec in zip(
@@ -170,7 +170,7 @@ def test_sparse_only_has_no_vector_column(server: EmulatorServer) -> None:
 
 @pytest.mark.parametrize("kind", FORMATS)
 def test_over_long_rows_fail_alone(kind: str, small_limit_server: EmulatorServer) -> None:
-    """Texts the server rejects as too long get an error and a null/NaN vector; every other row its vector."""
+    """Texts the server finds too long get an error and a null/NaN vector; the rest, vectors."""
     texts = _texts(25)
     long_text = " ".join(f"word{i}" for i in range(60))
     texts[3] = texts[17] = long_text
@@ -195,7 +195,7 @@ def test_over_long_rows_fail_alone(kind: str, small_limit_server: EmulatorServer
 
 
 def _reject_forbidden(server: EmulatorServer) -> None:
-    """Make the server refuse (400 DataInspectionFailed) any request with a text saying 'forbidden'."""
+    """Make the server refuse (400 DataInspectionFailed) requests with a 'forbidden' text."""
 
     def handler(emu: Any, req: Any, match: re.Match[str]) -> Any:
         import json
@@ -233,7 +233,7 @@ def test_rejected_request_is_narrowed_to_its_rows(server: EmulatorServer) -> Non
 
 
 def test_service_failure_fails_only_that_requests_rows(server: EmulatorServer) -> None:
-    """A 500 that outlasts the retries fails the rows of that request; the other rows are re-run and kept."""
+    """A 500 outlasting the retries fails that request's rows; the others are re-run and kept."""
     server.emulator.enqueue_fault(500, "InternalError", "An internal error has occured.", count=1)
     texts = _texts(25)
     out = _embedder(server, dimension=64, on_error="column", max_retries=0, max_concurrency=1)(
@@ -260,7 +260,7 @@ def test_raise_mode_names_the_failing_row(small_limit_server: EmulatorServer) ->
 
 
 def test_null_and_blank_texts(server: EmulatorServer) -> None:
-    """Null and blank texts are reported without being sent in column mode, and raised in raise mode."""
+    """Null and blank texts are reported unsent in column mode, and raised in raise mode."""
     batch = pa.table({"id": [1, 2, 3, 4], "text": ["tea", None, "   ", "rain"]})
     out = _embedder(server, dimension=64, on_error="column")(batch)
     errors = out.column("embedding_error").to_pylist()
@@ -279,7 +279,7 @@ def test_null_and_blank_texts(server: EmulatorServer) -> None:
 
 
 def test_a_bad_key_is_raised_even_in_column_mode(server: EmulatorServer) -> None:
-    """An error every row would share (a rejected key) stops the job instead of filling the column."""
+    """An error every row would share (a rejected key) stops the job, not fills the column."""
     embedder = DashScopeEmbedder(base_url=server.url, api_key="bad-key", on_error="column")
     with pytest.raises(AuthenticationError):
         embedder(pa.table({"text": ["tea"]}))
@@ -287,7 +287,7 @@ def test_a_bad_key_is_raised_even_in_column_mode(server: EmulatorServer) -> None
 
 
 def test_options_are_validated_at_construction(server: EmulatorServer) -> None:
-    """A dimension the model does not offer is refused when the worker starts, before any request."""
+    """A dimension the model does not offer is refused when the worker starts, unsent."""
     with pytest.raises(InvalidInputError, match="dimension=7"):
         _embedder(server, dimension=7)
     with pytest.raises(ValueError, match="on_error"):

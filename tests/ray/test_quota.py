@@ -111,7 +111,7 @@ def test_buffered_outcomes_are_flushed_after_the_interval() -> None:
 
 
 def test_a_429_is_reported_at_once_and_drops_held_permits() -> None:
-    """A throttled answer reaches the quota immediately, returns unused permits and starts pacing."""
+    """A 429 reaches the quota at once, returns the unused permits and starts the pacing."""
     clock, state, backend, throttle = _setup(rpm=None, lease_size=4)
     for _ in range(5):  # recent successes: the pacing rate starts from them
         throttle.acquire(MODEL)
@@ -209,3 +209,29 @@ def test_clients_admit_through_the_leased_throttle(kind: str) -> None:
     assert st.ok == 3
     assert st.granted == st.ok + st.unused
     assert st.models[MODEL].in_flight == 0
+
+
+class SlowBackend(_LocalBackend):
+    """An in-process quota whose lease answers arrive only when the test says so."""
+
+    def __init__(self, state: QuotaState) -> None:
+        super().__init__(state)
+        self.arrived = False
+
+    def poll_lease(self, ticket: object) -> tuple[int, float] | None:
+        return super().poll_lease(ticket) if self.arrived else None
+
+
+def test_a_late_lease_is_given_back_when_idle() -> None:
+    """Permits granted after the worker stopped asking are returned, not held against the window."""
+    clock = Clock()
+    state = QuotaState(max_concurrency=64, initial_concurrency=64, clock=clock)
+    backend = SlowBackend(state)
+    throttle = LeasedThrottle(backend, lease_size=4, clock=clock)
+    assert throttle.acquire(MODEL) == pytest.approx(0.005)  # lease in flight
+    throttle.flush(give_back=True)  # the batch ended before the answer came
+    assert state.stats().models[MODEL].in_flight == 4
+    backend.arrived = True
+    throttle.flush(give_back=True)
+    st = state.stats()
+    assert (st.granted, st.unused, st.models[MODEL].in_flight) == (4, 4, 0)

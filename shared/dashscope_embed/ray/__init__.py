@@ -42,7 +42,8 @@ from dashscope_embed.ray._pipeline import (
     SourceFormat,
     embed_files,
 )
-from dashscope_embed.ray._quota import LeasedThrottle, QuotaState, QuotaStats, SharedQuota
+from dashscope_embed.ray._quota import LeasedThrottle, QuotaState, QuotaStats
+from dashscope_embed.ray._shared import SharedQuota
 
 __all__ = [
     "STATUS_COLUMN",

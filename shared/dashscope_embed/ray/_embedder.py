@@ -46,7 +46,8 @@ from dashscope_embed import (
 )
 from dashscope_embed._config import DEFAULT_MAX_CONCURRENCY
 from dashscope_embed.ray._batch import Columns, batch_kind, read_column, write_columns
-from dashscope_embed.ray._quota import LeasedThrottle, SharedQuota
+from dashscope_embed.ray._quota import LeasedThrottle
+from dashscope_embed.ray._shared import SharedQuota
 
 __all__ = ["DashScopeEmbedder", "OnError"]
 
@@ -238,9 +239,9 @@ class DashScopeEmbedder:
         texts = [str(v) for v in values]
         try:
             done = self._embed_rows(texts, valid, errors, ids)
-        finally:
+        finally:  # an idle worker holds no permit: the others may need the shared window
             if self._throttle is not None:
-                self._throttle.flush()
+                self._throttle.flush(give_back=True)
         return write_columns(
             batch,
             kind,

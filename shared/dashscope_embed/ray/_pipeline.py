@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 from dashscope_embed import DEFAULT_TEXT_MODEL, OutputType, TextType, get_model
 from dashscope_embed._plan import TextOptions, validate_text_options
 from dashscope_embed.ray._embedder import DashScopeEmbedder, OnError
-from dashscope_embed.ray._quota import SharedQuota
+from dashscope_embed.ray._shared import SharedQuota
 
 if TYPE_CHECKING:
     import ray

@@ -14,7 +14,8 @@ the whole job, and each worker's client admits its requests through a :class:`Le
 * **Leases in bulk.** A worker asks for up to ``lease_size`` permits in one actor call and hands
   them out locally; the call is asynchronous, so neither the sync nor the async client blocks on
   Ray. A permit not used within ``lease_ttl`` goes back (held permits would otherwise arrive at
-  the server in a burst).
+  the server in a burst, and count against the shared window while another worker waits): a
+  small daemon thread per worker returns them even when the worker is idle.
 * **Reports in bulk.** Outcomes are buffered and sent in one call every ``flush_interval`` or
   ``lease_size`` outcomes; a 429 is sent at once and drops the permits the worker still holds,
   so the shared pacing cuts for everybody before the next request.
@@ -24,16 +25,14 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Protocol
 
 from dashscope_embed._throttle import Throttle, ThrottleSnapshot
 
-if TYPE_CHECKING:
-    import ray
-
-__all__ = ["LeasedThrottle", "QuotaState", "QuotaStats", "SharedQuota"]
+__all__ = ["LeasedThrottle", "QuotaState", "QuotaStats", "Report"]
 
 Report = tuple[str, "float | None"]  # (outcome, retry_after) of one admitted request
 
@@ -209,6 +208,33 @@ class LeasedThrottle(Throttle):
         self.flush_interval = flush_interval
         self._leases: dict[str, _Local] = {}
         self._leases_lock = threading.Lock()
+        self._start_housekeeping()
+
+    def _start_housekeeping(self) -> None:
+        """Return expired permits and send due reports even when no request comes by."""
+        me = weakref.ref(self)
+        period = max(0.01, min(self.flush_interval, self.lease_ttl))
+
+        def loop() -> None:
+            while True:
+                time.sleep(period)
+                throttle = me()
+                if throttle is None:
+                    return
+                throttle._housekeeping()
+                del throttle
+
+        threading.Thread(target=loop, name="dashscope-lease", daemon=True).start()
+
+    def _housekeeping(self) -> None:
+        with self._leases_lock:
+            now = self._clock()
+            for model, st in self._leases.items():
+                self._collect(st, now)
+                if st.permits and now >= st.expires:
+                    self._give_back(model, st)
+                if st.outcomes and now - st.last_flush >= self.flush_interval:
+                    self._flush(model, st, now)
 
     def acquire(self, model: str, tokens: int = 0) -> float:
         """Use a held permit, or start a lease request; 0.0 means admitted, else seconds to wait."""
@@ -266,8 +292,19 @@ class LeasedThrottle(Throttle):
             now = self._clock()
             for model, st in self._leases.items():
                 if give_back:
+                    self._collect(st, now)
                     self._give_back(model, st)
                 self._flush(model, st, now)
+
+    def _collect(self, st: _Local, now: float) -> None:
+        """Take the permits of a lease answered while nobody was asking (they count as held)."""
+        if st.ticket is None:
+            return
+        answer = self._backend.poll_lease(st.ticket)
+        if answer is not None:
+            st.ticket = None
+            st.permits += answer[0]
+            st.expires = now + self.lease_ttl
 
     def _give_back(self, model: str, st: _Local) -> None:
         st.outcomes.extend([("unused", None)] * st.permits)
@@ -289,121 +326,3 @@ class LeasedThrottle(Throttle):
         with self._leases_lock:
             st = self._leases.get(model, _Local())
             return ThrottleSnapshot(self.max_concurrency, st.in_flight, None)
-
-
-class SharedQuota:
-    """One quota actor for a whole Ray job; pass this handle to every worker (it pickles).
-
-    Create it in the driver, after ``ray.init()``: a non-detached actor lives as long as the
-    process that created it, so the driver keeps it alive for the whole job.
-
-    Args:
-        rpm: Requests per minute per model for the account (all workers together), if known.
-        tpm: Tokens per minute per model for the account, if known.
-        max_concurrency: Requests in flight per model across all workers.
-        initial_concurrency: Starting shared window (grows on success).
-        name: Actor name; with a name, a second ``SharedQuota(name=...)`` (another driver of the
-            same cluster, say) joins the existing actor and its limits instead of creating one.
-        namespace: Ray namespace of a named actor.
-        detached: Keep the actor after the driver exits (needs ``name``; stop it with
-            :meth:`kill`).
-
-    Example:
-        >>> quota = SharedQuota(rpm=1_800, tpm=1_200_000)  # doctest: +SKIP
-        >>> client = DashScopeClient(throttle=quota.throttle())  # doctest: +SKIP
-    """
-
-    def __init__(
-        self,
-        *,
-        rpm: float | None = None,
-        tpm: float | None = None,
-        max_concurrency: int = 64,
-        initial_concurrency: int | None = None,
-        name: str | None = None,
-        namespace: str | None = None,
-        detached: bool = False,
-    ) -> None:
-        import ray
-
-        if detached and not name:
-            raise ValueError("a detached quota needs a name (to find it and to kill it later)")
-        # Fail here, in the driver, rather than inside the actor.
-        QuotaState(rpm=rpm, tpm=tpm, max_concurrency=max_concurrency)
-        options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 1}
-        if name:
-            options.update(name=name, namespace=namespace, get_if_exists=True)
-        if detached:
-            options["lifetime"] = "detached"
-        actor = ray.remote(QuotaState).options(**options)
-        self._actor = cast(
-            "ray.actor.ActorHandle[QuotaState]",
-            actor.remote(
-                rpm=rpm,
-                tpm=tpm,
-                max_concurrency=max_concurrency,
-                initial_concurrency=initial_concurrency,
-            ),
-        )
-
-    @classmethod
-    def connect(cls, name: str, *, namespace: str | None = None) -> SharedQuota:
-        """Join an existing named quota actor (raises ``ValueError`` if there is none)."""
-        import ray
-
-        self = cls.__new__(cls)
-        self._actor = ray.get_actor(name, namespace=namespace)
-        return self
-
-    def throttle(
-        self,
-        *,
-        max_concurrency: int = 8,
-        lease_size: int = 8,
-        lease_ttl: float = 0.5,
-        flush_interval: float = 0.05,
-    ) -> LeasedThrottle:
-        """A throttle for one worker's client, admitting requests with permits from this quota."""
-        return LeasedThrottle(
-            self,
-            max_concurrency=max_concurrency,
-            lease_size=lease_size,
-            lease_ttl=lease_ttl,
-            flush_interval=flush_interval,
-        )
-
-    def stats(self) -> QuotaStats:
-        """Counters and the shared admission state (one round trip to the actor)."""
-        import ray
-
-        return cast(QuotaStats, ray.get(self._actor.stats.remote()))
-
-    def kill(self) -> None:
-        """Stop the actor (needed only for a detached quota)."""
-        import ray
-
-        ray.kill(self._actor)
-
-    # -- the backend of LeasedThrottle ------------------------------------------------------
-
-    def request_lease(self, model: str, want: int, tokens: int) -> object:
-        """Ask the actor for permits without waiting for the answer."""
-        return self._actor.lease.remote(model, want, tokens)
-
-    def poll_lease(self, ticket: object) -> tuple[int, float] | None:
-        """The actor's answer if it has arrived (never blocks)."""
-        import ray
-
-        ref: ray.ObjectRef[tuple[int, float]] = ticket  # type: ignore[assignment]
-        ready, _ = ray.wait([ref], timeout=0)
-        if not ready:
-            return None
-        answer: tuple[int, float] = ray.get(ready[0])
-        return answer
-
-    def report(self, model: str, outcomes: list[Report]) -> None:
-        """Send outcomes to the actor (fire and forget; calls from one worker stay in order)."""
-        self._actor.report.remote(model, outcomes)
-
-    def __repr__(self) -> str:
-        return f"SharedQuota({self._actor!r})"
