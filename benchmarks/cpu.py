@@ -44,14 +44,16 @@ def parse_us_per_vector(reps: int = 300) -> float:
     return (cpu_seconds() - c0) / (reps * ROWS) * 1e6
 
 
-def client_us_per_vector(n: int = 20_000) -> float:
+def client_us_per_vector(n: int = 20_000, max_concurrency: int | None = None) -> float:
     canned = body()
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=canned, headers={"content-type": "application/json"})
 
     http = httpx.Client(transport=httpx.MockTransport(handler))
-    client = DashScopeClient("sk-bench", base_url="http://cpu.test", http_client=http)
+    client = DashScopeClient(
+        "sk-bench", base_url="http://cpu.test", http_client=http, max_concurrency=max_concurrency
+    )
     texts = corpus(n)
     c0 = cpu_seconds()
     t0 = time.perf_counter()
@@ -70,7 +72,12 @@ def main() -> None:
             "json decoder": "orjson" if _orjson is not None else "stdlib json",
         },
         {
-            "measure": "whole client path",
+            "measure": "whole client path, one batch at a time (max_concurrency=1)",
+            "µs per 1024-d vector": f"{client_us_per_vector(max_concurrency=1):.1f}",
+            "json decoder": "orjson" if _orjson is not None else "stdlib json",
+        },
+        {
+            "measure": "whole client path, default concurrency (threads)",
             "µs per 1024-d vector": f"{client_us_per_vector():.1f}",
             "json decoder": "orjson" if _orjson is not None else "stdlib json",
         },
