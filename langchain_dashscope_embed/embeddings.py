@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field
 
 from dashscope_embed import (
     DEFAULT_TEXT_MODEL,
-    AsyncDashScopeClient,
-    DashScopeClient,
     EmbeddingResult,
     OutputType,
     TextType,
     Usage,
 )
 
-from ._runtime import Runtime
+from ._base import DashScopeFields
 
 try:
     from langchain_core.embeddings import Embeddings
-    from langchain_core.utils import secret_from_env
 except ImportError as exc:  # pragma: no cover - depends on the environment
     _HINT = 'langchain-core is missing: pip install "dashscope-embed[langchain]"'
     raise ImportError(_HINT) from exc
@@ -37,7 +32,7 @@ __all__ = ["DashScopeEmbeddings"]
 _RENAMED = {"dimensions": "dimension", "model_name": "model", "instruct": "query_instruct"}
 
 
-class DashScopeEmbeddings(BaseModel, Embeddings):
+class DashScopeEmbeddings(DashScopeFields, Embeddings):
     """Alibaba Cloud Model Studio (DashScope) text embeddings, e.g. ``text-embedding-v4``.
 
     A drop-in replacement for ``langchain_community.embeddings.DashScopeEmbeddings``: same
@@ -68,74 +63,17 @@ class DashScopeEmbeddings(BaseModel, Embeddings):
         emb.usage.total_tokens                                 # tokens billed so far
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-        arbitrary_types_allowed=True,
-        hide_input_in_errors=True,  # a validation error must never echo the key back
-    )
-
     model: str = DEFAULT_TEXT_MODEL
-    dashscope_api_key: SecretStr | None = Field(
-        default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None),
-        alias="api_key",
-        exclude=True,
-        repr=False,
-    )
-    dimension: int | None = None
-    query_instruct: str | None = None
     output_type: Literal["dense", "dense&sparse"] = "dense"
-    region: str | None = None
-    base_url: str | None = None
-    workspace: str | None = None
-    timeout: float | None = None
-    max_retries: int | None = None
-    max_concurrency: int | None = None
-    max_batch_size: int | None = None
     sparse_cache_size: int = Field(default=10_000, ge=0)
-    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
-    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
-
-    _rt: Runtime = PrivateAttr()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _explain_unknown_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = set(cls.model_fields) | {"api_key"}
-            for name in sorted(k for k in data if k not in known):
-                close = _RENAMED.get(name) or next(
-                    iter(difflib.get_close_matches(name, known, n=1)), None
-                )
-                hint = f" (did you mean {close!r}?)" if close else ""
-                # TypeError, like any unexpected keyword: pydantic would wrap a ValueError in a
-                # ValidationError whose .errors() carries every input, the key included.
-                raise TypeError(
-                    f"unknown field {name!r}{hint}. DashScopeEmbeddings accepts: "
-                    + ", ".join(sorted(known))
-                )
-        return data
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        key = self.dashscope_api_key.get_secret_value() if self.dashscope_api_key else None
-        conf: dict[str, Any] = {
-            "region": self.region,
-            "base_url": self.base_url,
-            "workspace": self.workspace,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_concurrency": self.max_concurrency,
-        }
-        client = DashScopeClient(key, http_client=self.http_client, **conf)
         # An empty call validates model, dimension and instruct now and sends nothing.
-        client.embed_texts([], **self._options("query", self.output_type))
-
-        def make_async() -> AsyncDashScopeClient:
-            return AsyncDashScopeClient(key, http_client=self.http_async_client, **conf)
-
-        self._rt = Runtime(client, make_async, sparse_cache_size=self.sparse_cache_size)
+        self._build_runtime(
+            lambda c: c.embed_texts([], **self._options("query", self.output_type)),
+            sparse_cache_size=self.sparse_cache_size,
+        )
 
     def _options(self, text_type: TextType, output_type: OutputType) -> dict[str, Any]:
         return {

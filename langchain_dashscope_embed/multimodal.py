@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
-
 from dashscope_embed import (
     DEFAULT_MULTIMODAL_MODEL,
-    AsyncDashScopeClient,
-    DashScopeClient,
     EmbeddingResult,
     Image,
     InvalidInputError,
@@ -20,11 +14,10 @@ from dashscope_embed import (
     Usage,
 )
 
-from ._runtime import Runtime
+from ._base import DashScopeFields
 
 try:
     from langchain_core.embeddings import Embeddings
-    from langchain_core.utils import secret_from_env
 except ImportError as exc:  # pragma: no cover - depends on the environment
     _HINT = 'langchain-core is missing: pip install "dashscope-embed[langchain]"'
     raise ImportError(_HINT) from exc
@@ -34,7 +27,7 @@ __all__ = ["DashScopeMultimodalEmbeddings"]
 _RENAMED = {"dimensions": "dimension", "model_name": "model", "instruct": "query_instruct"}
 
 
-class DashScopeMultimodalEmbeddings(BaseModel, Embeddings):
+class DashScopeMultimodalEmbeddings(DashScopeFields, Embeddings):
     """Alibaba Cloud Model Studio (DashScope) multimodal embeddings: texts and images together.
 
     Texts (``embed_documents`` / ``embed_query``) and images (``embed_image``) land in the same
@@ -70,71 +63,12 @@ class DashScopeMultimodalEmbeddings(BaseModel, Embeddings):
     texts: a text that names a file is embedded as the text it is.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        populate_by_name=True,
-        arbitrary_types_allowed=True,
-        hide_input_in_errors=True,  # a validation error must never echo the key back
-    )
-
     model: str = DEFAULT_MULTIMODAL_MODEL
-    dashscope_api_key: SecretStr | None = Field(
-        default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None),
-        alias="api_key",
-        exclude=True,
-        repr=False,
-    )
-    dimension: int | None = None
-    query_instruct: str | None = None
-    region: str | None = None
-    base_url: str | None = None
-    workspace: str | None = None
-    timeout: float | None = None
-    max_retries: int | None = None
-    max_concurrency: int | None = None
-    max_batch_size: int | None = None
-    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
-    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
-
-    _rt: Runtime = PrivateAttr()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _explain_unknown_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            known = set(cls.model_fields) | {"api_key"}
-            for name in sorted(k for k in data if k not in known):
-                close = _RENAMED.get(name) or next(
-                    iter(difflib.get_close_matches(name, known, n=1)), None
-                )
-                hint = f" (did you mean {close!r}?)" if close else ""
-                # TypeError: a pydantic ValidationError would carry every input, the key included.
-                raise TypeError(
-                    f"unknown field {name!r}{hint}. DashScopeMultimodalEmbeddings accepts: "
-                    + ", ".join(sorted(known))
-                )
-        return data
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
-        key = self.dashscope_api_key.get_secret_value() if self.dashscope_api_key else None
-        conf: dict[str, Any] = {
-            "region": self.region,
-            "base_url": self.base_url,
-            "workspace": self.workspace,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_concurrency": self.max_concurrency,
-        }
-        client = DashScopeClient(key, http_client=self.http_client, **conf)
         # An empty call validates model, region, dimension and instruct now and sends nothing.
-        client.embed_multimodal([], **self._options(query=True))
-
-        def make_async() -> AsyncDashScopeClient:
-            return AsyncDashScopeClient(key, http_client=self.http_async_client, **conf)
-
-        self._rt = Runtime(client, make_async, sparse_cache_size=0)
+        self._build_runtime(lambda c: c.embed_multimodal([], **self._options(query=True)))
 
     def _options(self, *, query: bool) -> dict[str, Any]:
         return {

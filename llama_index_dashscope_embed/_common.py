@@ -20,11 +20,10 @@ from dashscope_embed import (
     EmbeddingResult,
     OutputType,
     TextType,
-    Usage,
     get_model,
 )
 
-from ._runtime import Runtime
+from ._runtime import Runtime, RuntimeAccessors
 
 #: ``auto``: queries are sent as ``query`` and texts as ``document`` (the retrieval setup);
 #: ``document`` / ``query``: every text is sent with that type (symmetric tasks).
@@ -32,7 +31,7 @@ TextTypePolicy = Literal["auto", "document", "query"]
 Role = Literal["query", "document"]
 
 
-class DashScopeSettings(BaseModel):
+class DashScopeSettings(RuntimeAccessors, BaseModel):
     """Options shared by the dense and sparse adapters (mixed in before the LlamaIndex base)."""
 
     model_name: str  # redeclared with its default by each concrete class
@@ -152,27 +151,3 @@ class DashScopeSettings(BaseModel):
         res = await self._rt.aclient().embed_texts(list(texts), **opts)
         self._rt.record(res, text_type=opts["text_type"], output_type=opts["output_type"])
         return res
-
-    @property
-    def usage(self) -> Usage:
-        """Token usage summed over every call this object made (the server's own counts)."""
-        return self._rt.usage
-
-    @property
-    def last_usage(self) -> Usage | None:
-        """Token usage of the most recent call, or ``None`` before the first call."""
-        return self._rt.last_usage
-
-    def close(self) -> None:
-        """Close the sync connection pool (an injected ``http_client`` is left open)."""
-        self._rt.sync.close()
-
-    async def aclose(self) -> None:
-        """Close the async connection pool of the running event loop."""
-        await self._rt.aclose()
-
-    def to_payload(self) -> dict[str, Any]:
-        """Safe details for instrumentation events: options and endpoint, never the key."""
-        data = self.model_dump(exclude={"callback_manager", "embeddings_cache", "rate_limiter"})
-        data["class_name"] = self.class_name()  # type: ignore[attr-defined]
-        return data

@@ -115,3 +115,37 @@ def fill_sparse(
     """Stashed vectors in place, freshly fetched ones (``res``, in order) in the gaps."""
     fetched = iter(() if res is None else sparse_rows(res))
     return [v if v is not None else next(fetched) for v in found]
+
+
+class RuntimeAccessors:
+    """Usage totals, closing and the event payload, shared by every LlamaIndex class here.
+
+    A plain mixin (no fields): the class using it holds the :class:`Runtime` as ``_rt``.
+    """
+
+    _rt: Runtime
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage summed over every call this object made (the server's own counts)."""
+        return self._rt.usage
+
+    @property
+    def last_usage(self) -> Usage | None:
+        """Token usage of the most recent call, or ``None`` before the first call."""
+        return self._rt.last_usage
+
+    def close(self) -> None:
+        """Close the sync connection pool (an injected ``http_client`` is left open)."""
+        self._rt.sync.close()
+
+    async def aclose(self) -> None:
+        """Close the async connection pool of the running event loop."""
+        await self._rt.aclose()
+
+    def to_payload(self) -> dict[str, Any]:
+        """Safe details for instrumentation events: options and endpoint, never the key."""
+        exclude = {"callback_manager", "embeddings_cache", "rate_limiter"}
+        data: dict[str, Any] = self.model_dump(exclude=exclude)  # type: ignore[attr-defined]
+        data["class_name"] = self.class_name()  # type: ignore[attr-defined]
+        return data

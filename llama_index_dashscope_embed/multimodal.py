@@ -16,16 +16,15 @@ from dashscope_embed import (
     EmbeddingResult,
     Image,
     MultimodalInput,
-    Usage,
     get_model,
 )
 
-from ._runtime import Runtime
+from ._runtime import Runtime, RuntimeAccessors
 
 __all__ = ["DashScopeMultiModalEmbedding"]
 
 
-class DashScopeMultiModalEmbedding(MultiModalEmbedding):
+class DashScopeMultiModalEmbedding(RuntimeAccessors, MultiModalEmbedding):
     """Alibaba Cloud Model Studio (DashScope) multimodal embeddings for LlamaIndex.
 
     Images (``get_image_embedding*``) and texts (``get_query_embedding``,
@@ -172,27 +171,3 @@ class DashScopeMultiModalEmbedding(MultiModalEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await self._aembed(texts)
-
-    @property
-    def usage(self) -> Usage:
-        """Usage summed over every call this object made (the server's own counts)."""
-        return self._rt.usage
-
-    @property
-    def last_usage(self) -> Usage | None:
-        """Usage of the most recent call, or ``None`` before the first call."""
-        return self._rt.last_usage
-
-    def close(self) -> None:
-        """Close the sync connection pool (an injected ``http_client`` is left open)."""
-        self._rt.sync.close()
-
-    async def aclose(self) -> None:
-        """Close the async connection pool of the running event loop."""
-        await self._rt.aclose()
-
-    def to_payload(self) -> dict[str, Any]:
-        """Safe details for instrumentation events: options and endpoint, never the key."""
-        data = self.model_dump(exclude={"callback_manager", "embeddings_cache", "rate_limiter"})
-        data["class_name"] = self.class_name()
-        return data

@@ -1,0 +1,99 @@
+"""Fields and construction shared by the LangChain classes (text and multimodal)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+
+from dashscope_embed import AsyncDashScopeClient, DashScopeClient
+
+from ._runtime import Runtime
+
+try:
+    from langchain_core.utils import secret_from_env
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    _HINT = 'langchain-core is missing: pip install "dashscope-embed[langchain]"'
+    raise ImportError(_HINT) from exc
+
+__all__ = ["DashScopeFields"]
+
+_RENAMED = {"dimensions": "dimension", "model_name": "model", "instruct": "query_instruct"}
+
+
+class DashScopeFields(BaseModel):
+    """Connection and vector options common to every LangChain class of this package.
+
+    Frozen: the core client is built from these fields once, at construction, so a later change
+    would silently do nothing.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        arbitrary_types_allowed=True,
+        hide_input_in_errors=True,  # a validation error must never echo the key back
+    )
+
+    dashscope_api_key: SecretStr | None = Field(
+        default_factory=secret_from_env("DASHSCOPE_API_KEY", default=None),
+        alias="api_key",
+        exclude=True,
+        repr=False,
+    )
+    dimension: int | None = None
+    query_instruct: str | None = None
+    region: str | None = None
+    base_url: str | None = None
+    workspace: str | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    max_concurrency: int | None = None
+    max_batch_size: int | None = None
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
+
+    _rt: Runtime = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explain_unknown_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields) | {"api_key"}
+            for name in sorted(k for k in data if k not in known):
+                close = _RENAMED.get(name) or next(
+                    iter(difflib.get_close_matches(name, known, n=1)), None
+                )
+                hint = f" (did you mean {close!r}?)" if close else ""
+                # TypeError, like any unexpected keyword: pydantic would wrap a ValueError in a
+                # ValidationError whose .errors() carries every input, the key included.
+                raise TypeError(
+                    f"unknown field {name!r}{hint}. {cls.__name__} accepts: "
+                    + ", ".join(sorted(known))
+                )
+        return data
+
+    def _build_runtime(
+        self, validate: Callable[[DashScopeClient], object], *, sparse_cache_size: int = 0
+    ) -> None:
+        """Build the core clients once; ``validate`` checks the options without sending."""
+        key = self.dashscope_api_key.get_secret_value() if self.dashscope_api_key else None
+        conf: dict[str, Any] = {
+            "region": self.region,
+            "base_url": self.base_url,
+            "workspace": self.workspace,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+            "max_concurrency": self.max_concurrency,
+        }
+        client = DashScopeClient(key, http_client=self.http_client, **conf)
+        validate(client)
+
+        def make_async() -> AsyncDashScopeClient:
+            return AsyncDashScopeClient(key, http_client=self.http_async_client, **conf)
+
+        self._rt = Runtime(client, make_async, sparse_cache_size=sparse_cache_size)
