@@ -24,6 +24,7 @@ import httpx
 from ._config import ClientConfig, resolve_config
 from ._media import MultimodalInput
 from ._models import DEFAULT_TEXT_MODEL, get_model
+from ._multimodal import multimodal_job
 from ._plan import Batch, Job, Outcome, TextJob, TextOptions, validate_text_options, validate_texts
 from ._retry import RetryPolicy
 from ._stats import ClientStats, StatsRecorder
@@ -313,6 +314,10 @@ class DashScopeClient(_BaseClient):
             max_batch_size=max_batch_size,
             on_progress=on_progress,
         )
+        return self._execute(job)
+
+    def _execute(self, job: Job | EmbeddingResult) -> EmbeddingResult:
+        """Run a prepared job (an already-final result passes through untouched)."""
         if isinstance(job, EmbeddingResult):
             return job
         self._run(job)
@@ -432,8 +437,6 @@ class DashScopeClient(_BaseClient):
             APIStatusError: a subclass per meaning, after retries where they apply.
             APIConnectionError: no answer after retries.
         """
-        from ._multimodal import multimodal_job
-
         job = multimodal_job(
             self,
             inputs,
@@ -445,12 +448,7 @@ class DashScopeClient(_BaseClient):
             max_batch_size=max_batch_size,
             on_progress=on_progress,
         )
-        if isinstance(job, EmbeddingResult):
-            return job
-        self._run(job)
-        result = job.result()
-        self._log_done(job, result)
-        return result
+        return self._execute(job)
 
 
 class AsyncDashScopeClient(_BaseClient):
@@ -533,6 +531,10 @@ class AsyncDashScopeClient(_BaseClient):
             max_batch_size=max_batch_size,
             on_progress=on_progress,
         )
+        return await self._execute(job)
+
+    async def _execute(self, job: Job | EmbeddingResult) -> EmbeddingResult:
+        """Async twin of :meth:`DashScopeClient._execute`."""
         if isinstance(job, EmbeddingResult):
             return job
         await self._run(job)
@@ -626,8 +628,6 @@ class AsyncDashScopeClient(_BaseClient):
         Local images are read and encoded in a worker thread, so the event loop never blocks
         on a file.
         """
-        from ._multimodal import multimodal_job
-
         job = await asyncio.to_thread(
             multimodal_job,
             self,
@@ -640,9 +640,4 @@ class AsyncDashScopeClient(_BaseClient):
             max_batch_size=max_batch_size,
             on_progress=on_progress,
         )
-        if isinstance(job, EmbeddingResult):
-            return job
-        await self._run(job)
-        result = job.result()
-        self._log_done(job, result)
-        return result
+        return await self._execute(job)

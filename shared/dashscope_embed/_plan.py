@@ -212,6 +212,8 @@ class Job(Protocol):
         self, batch: Batch, attempt: int, exc: Exception, *, timeout: bool
     ) -> Outcome: ...
 
+    def result(self) -> EmbeddingResult: ...
+
 
 def _chunks(indices: Sequence[int], size: int) -> list[Batch]:
     return [Batch(tuple(indices[i : i + size])) for i in range(0, len(indices), size)]
