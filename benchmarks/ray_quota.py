@@ -18,6 +18,7 @@ Run: ``python -m benchmarks.ray_quota [--n 6000] [--rpm 1200] [--workers 4] [--q
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from typing import Any
@@ -119,6 +120,9 @@ def main() -> None:
     n = 2_000 if ns.quick else ns.n
     rpm, workers = ns.rpm, ns.workers
 
+    # Loopback-only cluster, no usage report (read by Ray at import time).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
     import ray.data
 

@@ -20,6 +20,7 @@ import ray.data
 from dashscope_embed import get_model
 from dashscope_embed.emulator import EmulatorConfig, serve, text_vector
 from dashscope_embed.ray import DashScopeEmbedder, SharedQuota, embed_files
+from tests.ray.conftest import start_local_ray
 
 KEY = "sk-test"
 MODEL = "text-embedding-v4"
@@ -32,7 +33,7 @@ pytestmark = [
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster() -> Iterator[None]:
     """A 2-CPU local Ray cluster for this module, with ordered Ray Data output."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    start_local_ray()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.execution_options.preserve_order = True
