@@ -220,6 +220,8 @@ def parse_result_line(raw: bytes) -> LineResult:
         return LineResult(start, count, None, 0, "protocol_error", "ragged embeddings", rid)
     if vectors.ndim != 2 or vectors.shape[1] == 0:
         return LineResult(start, count, None, 0, "protocol_error", "missing embeddings", rid)
+    if np.isnan(vectors).any():  # a null numpy turned into NaN: never a silent NaN vector
+        return LineResult(start, count, None, 0, "protocol_error", "null in embeddings", rid)
     usage = body.get("usage") or {}
     tokens = int(usage.get("total_tokens", 0) or 0)
     return LineResult(start, count, vectors, tokens, "", "", rid)

@@ -34,7 +34,7 @@ from ._models import MODELS, ModelSpec, get_model
 from ._plan import Batch, Outcome, StatusRules, TextOptions, validate_text_options
 from ._retry import RetryPolicy
 from ._types import EmbeddingResult, Usage
-from ._wire import ProtocolError, dumps, loads
+from ._wire import ProtocolError, dense_from_lists, dumps, loads
 
 if TYPE_CHECKING:
     from ._client import _BaseClient
@@ -274,11 +274,9 @@ def parse_multimodal_response(
             raise ProtocolError(f"bad or duplicate index {idx!r}")
         order[idx] = pos
     try:
-        dense = np.array([items[p]["embedding"] for p in order], dtype=np.float32)
+        dense = dense_from_lists(items, order)
     except (KeyError, ValueError, TypeError) as exc:
-        raise ProtocolError("missing or ragged 'embedding' arrays") from exc
-    if dense.ndim != 2:
-        raise ProtocolError("embeddings are not a list of equal-length vectors")
+        raise ProtocolError("missing, ragged or null 'embedding' arrays") from exc
     types = tuple(t if isinstance(t := items[p].get("type"), str) and t else None for p in order)
     rid = doc.get("request_id") or request_id or ""
     return MultimodalBatchResult(dense, types, parse_usage(doc.get("usage")), str(rid))

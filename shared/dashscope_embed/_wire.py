@@ -37,6 +37,7 @@ __all__ = [
     "ErrorBody",
     "TextBatchResult",
     "build_text_body",
+    "dense_from_lists",
     "dumps",
     "loads",
     "make_status_error",
@@ -52,6 +53,12 @@ try:  # optional accelerator
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised when the extra is absent
     _orjson = None
+
+_simdjson: Any
+try:  # optional accelerator: dense vectors straight from the tape, no Python floats
+    import simdjson as _simdjson
+except ImportError:  # pragma: no cover - exercised when the extra is absent
+    _simdjson = None
 
 
 def loads(data: bytes) -> Any:
@@ -113,42 +120,93 @@ def parse_text_response(
         ProtocolError: missing or duplicate ``text_index``, ragged vectors, or too few rows —
             never a silently short or reordered result.
     """
+    fast = want_dense and _simdjson is not None
     try:
-        doc = loads(body)
+        doc = _simdjson.Parser().parse(body) if fast else loads(body)
         items = doc["output"]["embeddings"]
-    except (ValueError, KeyError, TypeError) as exc:
+        order = _row_order(items, rows)
+    except ProtocolError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ProtocolError(f"unexpected response body: {body[:200]!r}") from exc
-    if len(items) != rows:
-        raise ProtocolError(f"expected {rows} embeddings, got {len(items)}")
-    order = [-1] * rows
-    for pos, item in enumerate(items):
-        idx = item.get("text_index", item.get("index"))
-        if not isinstance(idx, int) or not 0 <= idx < rows or order[idx] != -1:
-            raise ProtocolError(f"bad or duplicate text_index {idx!r}")
-        order[idx] = pos
     dense: npt.NDArray[np.float32] | None = None
     if want_dense:
         try:
-            dense = np.array([items[p]["embedding"] for p in order], dtype=np.float32)
-        except (KeyError, ValueError) as exc:
+            dense = _dense_from_tape(items, order) if fast else dense_from_lists(items, order)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ProtocolError("missing or ragged 'embedding' arrays") from exc
-        if dense.ndim != 2:
-            raise ProtocolError("embeddings are not a list of equal-length vectors")
     sparse: list[SparseVector] | None = None
     if want_sparse:
-        sparse = []
-        for p in order:
-            entries = items[p].get("sparse_embedding") or []
-            sparse.append(
-                SparseVector(
-                    indices=tuple(int(e["index"]) for e in entries),
-                    values=tuple(float(e["value"]) for e in entries),
-                    tokens=tuple(str(e.get("token", "")) for e in entries),
-                )
-            )
+        try:
+            sparse = [_sparse(items[p].get("sparse_embedding") or []) for p in order]
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ProtocolError("malformed 'sparse_embedding' entries") from exc
     usage = doc.get("usage") or {}
     rid = doc.get("request_id") or request_id or ""
     return TextBatchResult(dense, sparse, int(usage.get("total_tokens", 0) or 0), str(rid))
+
+
+def _row_order(items: Any, rows: int) -> list[int]:
+    """``order[i]`` = position in ``items`` of input ``i``, from each item's ``text_index``."""
+    if len(items) != rows:
+        raise ProtocolError(f"expected {rows} embeddings, got {len(items)}")
+    order = [-1] * rows
+    for pos in range(rows):
+        item = items[pos]
+        idx = item.get("text_index")
+        if idx is None:
+            idx = item.get("index")
+        if type(idx) is not int or not 0 <= idx < rows or order[idx] != -1:
+            raise ProtocolError(f"bad or duplicate text_index {idx!r}")
+        order[idx] = pos
+    return order
+
+
+def _sparse(entries: Any) -> SparseVector:
+    return SparseVector(
+        indices=tuple(int(e["index"]) for e in entries),
+        values=tuple(float(e["value"]) for e in entries),
+        tokens=tuple(str(e.get("token", "")) for e in entries),
+    )
+
+
+def dense_from_lists(items: Any, order: list[int]) -> npt.NDArray[np.float32]:
+    """``items[p]["embedding"]`` for each ``p`` in ``order`` as float32 rows (decoded JSON lists).
+
+    Raises:
+        ValueError: ragged rows, or a null (numpy would make it NaN); KeyError: no embedding.
+    """
+    if not order:
+        return np.empty((0, 0), dtype=np.float32)
+    dense = np.array([items[p]["embedding"] for p in order], dtype=np.float32)
+    if dense.ndim != 2:
+        raise ValueError("embeddings are not a list of equal-length vectors")
+    if np.isnan(dense).any():  # a JSON null (or a NaN literal) numpy would turn into NaN
+        raise ValueError("an 'embedding' holds null or NaN")
+    return dense
+
+
+def _dense_from_tape(items: Any, order: list[int]) -> npt.NDArray[np.float32]:
+    """Rows copied from pysimdjson's parsed doubles, never materialised as Python floats."""
+    if not order:
+        return np.empty((0, 0), dtype=np.float32)
+    first = _tape_row(items[order[0]])
+    dense = np.empty((len(order), first.size), dtype=np.float32)
+    dense[0] = first
+    for row in range(1, len(order)):
+        values = _tape_row(items[order[row]])
+        if values.size != first.size:
+            raise ValueError("embeddings of different lengths")
+        dense[row] = values
+    return dense
+
+
+def _tape_row(item: Any) -> npt.NDArray[np.float64]:
+    array = item["embedding"]
+    values = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
+    if values.size != len(array):  # as_buffer flattens nested arrays: that is not a vector
+        raise ValueError("an 'embedding' holds nested arrays")
+    return values
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,40 @@ def test_result_line_places_vectors_by_index() -> None:
             "protocol_error",
             "expected 1 vectors, got 0",
         ),
+        (
+            {
+                "custom_id": "0+2",
+                "response": {
+                    "status_code": 200,
+                    "body": {
+                        "data": [
+                            {"index": 0, "embedding": [0.5, None]},
+                            {"index": 1, "embedding": [0.5, 0.5]},
+                        ]
+                    },
+                },
+                "error": None,
+            },
+            "protocol_error",
+            "null in embeddings",
+        ),
+        (
+            {
+                "custom_id": "0+2",
+                "response": {
+                    "status_code": 200,
+                    "body": {
+                        "data": [
+                            {"index": 0, "embedding": [0.5]},
+                            {"index": 1, "embedding": [0.5, 0.5]},
+                        ]
+                    },
+                },
+                "error": None,
+            },
+            "protocol_error",
+            "ragged embeddings",
+        ),
     ],
 )
 def test_failed_result_lines(line: dict[str, object], code: str, message: str) -> None:

@@ -290,10 +290,11 @@ def test_response_placed_by_index(kind: str) -> None:
         {"embeddings": [{"index": 0, "embedding": [1.0]}]},
         {"embedding": [1.0, 2.0]},
         {"embeddings": [{"index": 0, "embedding": [1.0]}, {"index": 1, "embedding": [1.0, 2.0]}]},
+        {"embeddings": [{"index": 0, "embedding": [None]}, {"index": 1, "embedding": [1.0]}]},
     ],
 )
 def test_malformed_success_is_an_error(output: dict[str, Any]) -> None:
-    """A 200 with duplicate, missing or ragged rows raises a ProtocolError status error."""
+    """A 200 with duplicate, missing, ragged or null rows raises a ProtocolError status error."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         return _reply({"output": output, "usage": {}, "request_id": "rid-1"})

@@ -211,16 +211,17 @@ WordEntry = tuple[int, Vector, float]
 
 # Per (model, width, dimension): word -> (word hash, projected unigram+trigrams, squared norm).
 # A plain dict is several times cheaper per lookup than lru_cache's 4-part key; when one grows
-# past _WORD_CACHE_SIZE it is simply emptied (16384 x 1024 dims x 4 bytes = 64 MiB at most).
-# Results never depend on the cache: a word's vector is computed the same way every time.
+# past _WORD_CACHE_BYTES of vectors it is simply emptied (64 MiB: 65,536 words at 256 dimensions,
+# 16,384 at 1,024). Results never depend on the cache: a word's vector is computed the same way
+# every time.
 _WORD_TABLES: dict[tuple[str, int, int], dict[str, WordEntry]] = {}
-_WORD_CACHE_SIZE = 16384
+_WORD_CACHE_BYTES = 64 << 20
 
 
 def _word_table(model: str, width: int, dimension: int) -> dict[str, WordEntry]:
     key = (model, width, dimension)
     table = _WORD_TABLES.get(key)
-    if table is None or len(table) >= _WORD_CACHE_SIZE:
+    if table is None or len(table) * dimension * 4 >= _WORD_CACHE_BYTES:
         table = _WORD_TABLES[key] = {}
     return table
 
@@ -307,6 +308,43 @@ def text_vectors(
         raise ValueError(f"dimension must be in [1, {max_dimension}], got {dimension}")
     if not texts:
         return np.zeros((0, dimension), dtype=np.float32)
+    # Rows are computed per text (see below), so a cached row is bit-for-bit what a fresh
+    # computation would give: the cache only saves the emulator's CPU when texts come again.
+    cache = _row_table((model, max_dimension, dimension, text_type, instruct))
+    rows = [cache.get(text) for text in texts]
+    todo = [i for i, row in enumerate(rows) if row is None]
+    if todo:
+        fresh = _compute_rows(
+            model, [texts[i] for i in todo], max_dimension, dimension, text_type, instruct
+        )
+        for i, row in zip(todo, fresh, strict=True):
+            row.flags.writeable = False
+            rows[i] = cache[texts[i]] = row
+    return np.stack(rows)  # type: ignore[arg-type]
+
+
+# Per (model, width, dimension, text_type, instruct): text -> its unit row. Emptied, like the
+# word tables, when it holds _ROW_CACHE_BYTES of vectors (65,536 rows at 256 dimensions).
+_ROW_TABLES: dict[tuple[str, int, int, str, str | None], dict[str, Vector]] = {}
+_ROW_CACHE_BYTES = 64 << 20
+
+
+def _row_table(key: tuple[str, int, int, str, str | None]) -> dict[str, Vector]:
+    table = _ROW_TABLES.get(key)
+    if table is None or len(table) * key[2] * 4 >= _ROW_CACHE_BYTES:
+        table = _ROW_TABLES[key] = {}
+    return table
+
+
+def _compute_rows(
+    model: str,
+    texts: list[str],
+    max_dimension: int,
+    dimension: int,
+    text_type: str,
+    instruct: str | None,
+) -> npt.NDArray[np.float32]:
+    """The uncached work of :func:`text_vectors`, one row per text."""
     width = max_dimension
     # Everything is linear in feature space up to the final normalisation, so each row is exactly
     # the renormalised prefix of the full-width vector (perturbations included).
