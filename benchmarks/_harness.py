@@ -7,7 +7,6 @@ The emulator runs in a separate process so its JSON encoding does not share the 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import resource
 import subprocess
@@ -61,9 +60,8 @@ def corpus(n: int, *, words: int = 8, seed: int = 0) -> list[str]:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU of this process."""
-    t = os.times()
-    return t.user + t.system
+    """User + system CPU of this process (``time.process_time``: ns resolution, not 10 ms ticks)."""
+    return time.process_time()
 
 
 def peak_rss_mb() -> float:

@@ -42,7 +42,7 @@ from ._multimodal import DEFAULT_MULTIMODAL_MODEL
 from ._stats import ClientStats
 from ._stream import StreamSummary, aiter_embeddings, embed_to_file, embed_to_npy, iter_embeddings
 from ._throttle import Throttle
-from ._types import EmbeddingResult, OutputType, SparseVector, TextType, Usage
+from ._types import EmbeddingResult, OutputType, PartialResult, SparseVector, TextType, Usage
 
 __version__ = "0.1.0"
 
@@ -80,6 +80,7 @@ __all__ = [
     "MultimodalInput",
     "NotFoundError",
     "OutputType",
+    "PartialResult",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",

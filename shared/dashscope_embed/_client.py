@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 import time
 import weakref
@@ -21,182 +20,19 @@ from typing import Any
 
 import httpx
 
-from ._config import ClientConfig, resolve_config
+from ._base_client import BaseClient
+from ._errors import DashScopeError
 from ._media import MultimodalInput
-from ._models import DEFAULT_TEXT_MODEL, get_model
+from ._models import DEFAULT_TEXT_MODEL
 from ._multimodal import multimodal_job
-from ._plan import Batch, Job, Outcome, TextJob, TextOptions, validate_text_options, validate_texts
-from ._retry import RetryPolicy
-from ._stats import ClientStats, StatsRecorder
+from ._plan import Batch, Job, Outcome
 from ._throttle import ExternalLimiter, Throttle
 from ._types import EmbeddingResult, OutputType, TextType
 
 __all__ = ["AsyncDashScopeClient", "DashScopeClient"]
 
-logger = logging.getLogger("dashscope_embed")
 
-
-class _BaseClient:
-    """Configuration, validation and job creation shared by both shells (no I/O)."""
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        region: str | None = None,
-        base_url: str | None = None,
-        workspace: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        max_concurrency: int | None = None,
-        rpm: float | None = None,
-        tpm: float | None = None,
-        throttle: Throttle | None = None,
-        rate_limiter: ExternalLimiter | None = None,
-    ) -> None:
-        self._config: ClientConfig = resolve_config(
-            api_key=api_key,
-            region=region,
-            base_url=base_url,
-            workspace=workspace,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-        )
-        self._policy = RetryPolicy(max_retries=self._config.max_retries)
-        self._learned_limits: dict[str, int] = {}
-        self._limits_lock = threading.Lock()
-        self._headers = self._config.headers()
-        self._throttle = throttle or Throttle(
-            max_concurrency=self._config.max_concurrency, rpm=rpm, tpm=tpm
-        )
-        self._rate_limiter = rate_limiter
-        self._stats = StatsRecorder()
-
-    @property
-    def stats(self) -> ClientStats:
-        """Counters since creation: requests, retries by reason, 429s, tokens, adaptive state."""
-        snaps = {m: self._throttle.snapshot(m) for m in self._throttle.models()}
-        return self._stats.snapshot(
-            {m: s.concurrency_limit for m, s in snaps.items()},
-            {m: s.rate_per_second for m, s in snaps.items()},
-        )
-
-    @property
-    def throttle(self) -> Throttle:
-        """The admission control of this client (pass it to another client to share it)."""
-        return self._throttle
-
-    def _workers(self, batches: int) -> int:
-        """Batches run side by side: twice the throttle's cap, because a batch sleeping before
-        its retry holds a worker but no slot (the throttle bounds requests in flight)."""
-        cap = self._throttle.max_concurrency
-        return min(batches, 1 if cap == 1 else 2 * cap)
-
-    def _finish(self, job: Job, outcome: Outcome) -> None:
-        kind = {"done": "ok"}.get(outcome.kind, "other")
-        if outcome.status == 429:
-            kind = "throttled"
-        self._throttle.release(job.model, kind, retry_after=outcome.retry_after)
-        self._stats.record(
-            outcome.kind,
-            reason=outcome.reason,
-            status=outcome.status,
-            tokens=outcome.tokens,
-            rows=outcome.rows,
-        )
-
-    def _log_done(self, job: Job, result: EmbeddingResult) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            st = self.stats
-            logger.debug(
-                "embedded %d rows with %s: %d requests, %d tokens; client totals: %d requests, "
-                "retries %s, %d throttled, window %s",
-                len(result),
-                job.model,
-                result.usage.requests,
-                result.usage.total_tokens,
-                st.requests,
-                st.retries,
-                st.throttled,
-                st.concurrency_limit,
-            )
-
-    def __repr__(self) -> str:
-        c = self._config
-        return (
-            f"{type(self).__name__}(base_url={c.base_url!r}, region={c.region!r}, "
-            f"workspace={c.workspace!r}, max_concurrency={c.max_concurrency})"
-        )
-
-    @property
-    def config(self) -> ClientConfig:
-        """The resolved configuration (its repr hides the key)."""
-        return self._config
-
-    @property
-    def learned_limits(self) -> dict[str, int]:
-        """Row limits learned from the server's "batch size is invalid" answers, per model."""
-        return dict(self._learned_limits)
-
-    def _remember_limit(self, model: str, limit: int) -> None:
-        with self._limits_lock:
-            current = self._learned_limits.get(model)
-            if current is None or limit < current:
-                self._learned_limits[model] = limit
-
-    def _text_job(
-        self,
-        texts: Sequence[str],
-        *,
-        model: str,
-        text_type: TextType | None,
-        dimension: int | None,
-        output_type: OutputType,
-        instruct: str | None,
-        max_batch_size: int | None,
-        on_progress: Callable[[int], None] | None,
-    ) -> TextJob | EmbeddingResult:
-        spec = get_model(model, kind="text")
-        opts = TextOptions(model, text_type, dimension, output_type, instruct)
-        explicit_url = self._config.region is None
-        validate_text_options(opts, spec, region=None if explicit_url else self._config.region)
-        if spec.known and not spec.supports_dimension:
-            # v1/v2 have one fixed dimension and reject the parameter: never send it.
-            opts = TextOptions(model, text_type, None, output_type, instruct)
-        items = validate_texts(texts)
-        if max_batch_size is not None and (
-            isinstance(max_batch_size, bool)
-            or not isinstance(max_batch_size, int)
-            or max_batch_size < 1
-        ):
-            from ._errors import InvalidInputError
-
-            raise InvalidInputError(
-                f"max_batch_size must be an int >= 1, got {max_batch_size!r}",
-                rule="max_batch_size",
-            )
-        if not items:
-            dim = dimension or (spec.default_dimension if spec.known else None)
-            return EmbeddingResult.empty(
-                model, dim if opts.want_dense else None, sparse=opts.want_sparse
-            )
-        size = max_batch_size or spec.max_batch_size
-        learned = self._learned_limits.get(model)
-        if learned is not None:
-            size = min(size, learned)
-        return TextJob(
-            items,
-            opts,
-            spec,
-            size,
-            self._policy,
-            on_limit=self._remember_limit,
-            on_progress=on_progress,
-        )
-
-
-class DashScopeClient(_BaseClient):
+class DashScopeClient(BaseClient):
     """Synchronous DashScope embedding client.
 
     Args:
@@ -210,7 +46,15 @@ class DashScopeClient(_BaseClient):
             ``DASHSCOPE_WORKSPACE``.
         timeout: Seconds per request (default 60).
         max_retries: Retries per batch on 408/429/5xx/connection errors (default 5).
-        max_concurrency: Batches in flight at once (default 8).
+        max_concurrency: Requests in flight at once, per model (default 16; the adaptive
+            window starts at 4 and grows while requests succeed).
+        rpm: Your requests-per-minute quota, if you know it: requests are paced to it.
+        tpm: Your tokens-per-minute quota (tokens estimated from the texts), likewise.
+        throttle: A :class:`Throttle` to share with other clients of the same key (it then
+            owns ``max_concurrency``, ``rpm`` and ``tpm``).
+        rate_limiter: An :class:`ExternalLimiter` (the adapters wrap LangChain's and
+            LlamaIndex's rate limiters into one), asked once per HTTP attempt before the
+            throttle; retries stay in the core.
         http_client: An ``httpx.Client`` to use (you keep ownership; it is not closed).
 
     Example:
@@ -320,7 +164,11 @@ class DashScopeClient(_BaseClient):
         """Run a prepared job (an already-final result passes through untouched)."""
         if isinstance(job, EmbeddingResult):
             return job
-        self._run(job)
+        try:
+            self._run(job)
+        except DashScopeError as exc:
+            exc.partial = job.partial()
+            raise
         result = job.result()
         self._log_done(job, result)
         return result
@@ -451,7 +299,7 @@ class DashScopeClient(_BaseClient):
         return self._execute(job)
 
 
-class AsyncDashScopeClient(_BaseClient):
+class AsyncDashScopeClient(BaseClient):
     """Asynchronous DashScope embedding client (native asyncio; no threads).
 
     Takes the same arguments as :class:`DashScopeClient`, with ``http_client`` an
@@ -537,7 +385,11 @@ class AsyncDashScopeClient(_BaseClient):
         """Async twin of :meth:`DashScopeClient._execute`."""
         if isinstance(job, EmbeddingResult):
             return job
-        await self._run(job)
+        try:
+            await self._run(job)
+        except DashScopeError as exc:
+            exc.partial = job.partial()
+            raise
         result = job.result()
         self._log_done(job, result)
         return result

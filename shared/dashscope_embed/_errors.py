@@ -26,6 +26,10 @@ The API key never appears in any message: errors are built from the server's ans
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._types import PartialResult
 
 __all__ = [
     "APIConnectionError",
@@ -47,7 +51,15 @@ __all__ = [
 
 
 class DashScopeError(Exception):
-    """Base class of every error raised by dashscope-embed."""
+    """Base class of every error raised by dashscope-embed.
+
+    Attributes:
+        partial: For an error that stopped an embedding call after some requests succeeded,
+            a :class:`~dashscope_embed.PartialResult` with those rows and their vectors
+            (``None`` when nothing was embedded or the error came before any request).
+    """
+
+    partial: PartialResult | None = None
 
 
 class ConfigurationError(DashScopeError, ValueError):

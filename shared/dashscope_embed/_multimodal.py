@@ -33,11 +33,11 @@ from ._media import Element, encode_inputs
 from ._models import MODELS, ModelSpec, get_model
 from ._plan import Batch, Outcome, StatusRules, TextOptions, validate_text_options
 from ._retry import RetryPolicy
-from ._types import EmbeddingResult, Usage
+from ._types import EmbeddingResult, PartialResult, Usage
 from ._wire import ProtocolError, dense_from_lists, dumps, loads
 
 if TYPE_CHECKING:
-    from ._client import _BaseClient
+    from ._base_client import BaseClient
 
 __all__ = [
     "DEFAULT_MULTIMODAL_MODEL",
@@ -298,6 +298,7 @@ class MultimodalJob(StatusRules):
     _usage: Usage = field(default_factory=Usage)
     _request_ids: dict[int, str] = field(default_factory=dict)
     _done: int = 0
+    _rows_done: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     aborted: bool = False
     path: str = MULTIMODAL_EMBEDDING_PATH
@@ -363,6 +364,7 @@ class MultimodalJob(StatusRules):
             self._usage = self._usage + res.usage
             self._request_ids[batch.indices[0]] = res.request_id
             self._done += len(batch.indices)
+            self._rows_done.extend(positions)
         if self.on_progress is not None:
             self.on_progress(len(batch.indices))
 
@@ -381,9 +383,27 @@ class MultimodalJob(StatusRules):
             types=tuple(self._types),
         )
 
+    def partial(self) -> PartialResult:
+        """The inputs stored so far (for an error: what the failed call already paid for)."""
+        with self._lock:
+            rows = sorted(self._rows_done)
+            dense = (
+                self._dense[rows] if self._dense is not None else np.zeros((0, 0), dtype=np.float32)
+            )
+            result = EmbeddingResult(
+                embeddings=dense,
+                sparse=None,
+                usage=self._usage,
+                request_ids=tuple(self._request_ids[k] for k in sorted(self._request_ids)),
+                model=self.opts.model,
+                dimension=int(dense.shape[1]),
+                types=tuple(self._types[i] for i in rows),
+            )
+        return PartialResult(tuple(rows), result)
+
 
 def multimodal_job(
-    client: _BaseClient,
+    client: BaseClient,
     inputs: Sequence[object],
     *,
     model: str,

@@ -28,7 +28,7 @@ from ._errors import (
 )
 from ._models import ModelSpec
 from ._retry import RetryPolicy
-from ._types import EmbeddingResult, SparseVector, Usage
+from ._types import EmbeddingResult, PartialResult, SparseVector, Usage
 from ._wire import (
     TEXT_EMBEDDING_PATH,
     ProtocolError,
@@ -214,6 +214,8 @@ class Job(Protocol):
 
     def result(self) -> EmbeddingResult: ...
 
+    def partial(self) -> PartialResult: ...
+
 
 def _chunks(indices: Sequence[int], size: int) -> list[Batch]:
     return [Batch(tuple(indices[i : i + size])) for i in range(0, len(indices), size)]
@@ -351,6 +353,7 @@ class TextJob(StatusRules):
     _usage: Usage = field(default_factory=Usage)
     _request_ids: dict[int, str] = field(default_factory=dict)
     _done: int = 0
+    _rows_done: list[int] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     aborted: bool = False
     path: str = TEXT_EMBEDDING_PATH
@@ -422,6 +425,7 @@ class TextJob(StatusRules):
             self._usage = self._usage + Usage(total_tokens=tokens, requests=1)
             self._request_ids[batch.indices[0]] = request_id
             self._done += len(batch.indices)
+            self._rows_done.extend(batch.indices)
         if self.on_progress is not None:
             self.on_progress(len(batch.indices))
 
@@ -442,6 +446,28 @@ class TextJob(StatusRules):
             model=self.opts.model,
             dimension=int(dense.shape[1]) if self.opts.want_dense else None,
         )
+
+    def partial(self) -> PartialResult:
+        """The rows stored so far (for an error: what the failed call already paid for)."""
+        with self._lock:
+            rows = sorted(self._rows_done)
+            dense = (
+                self._dense[rows]
+                if self._dense is not None
+                else np.zeros((len(rows), 0), dtype=np.float32)
+            )
+            sparse = None
+            if self.opts.want_sparse:
+                sparse = tuple(self._sparse[i] or SparseVector((), ()) for i in rows)
+            result = EmbeddingResult(
+                embeddings=dense,
+                sparse=sparse,
+                usage=self._usage,
+                request_ids=tuple(self._request_ids[k] for k in sorted(self._request_ids)),
+                model=self.opts.model,
+                dimension=int(dense.shape[1]) if self.opts.want_dense else None,
+            )
+        return PartialResult(tuple(rows), result)
 
 
 def describe_options(opts: TextOptions) -> dict[str, Any]:

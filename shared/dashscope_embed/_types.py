@@ -12,6 +12,7 @@ import numpy.typing as npt
 __all__ = [
     "EmbeddingResult",
     "OutputType",
+    "PartialResult",
     "SparseVector",
     "TextType",
     "Usage",
@@ -133,3 +134,22 @@ def stack_rows(rows: Sequence[npt.NDArray[np.float32]], dim: int) -> npt.NDArray
     if not rows:
         return np.zeros((0, dim), dtype=np.float32)
     return np.ascontiguousarray(np.vstack(rows), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class PartialResult:
+    """What a failed call had already embedded (and paid for) when it stopped.
+
+    Attached to the error as ``exc.partial`` by :class:`~dashscope_embed.DashScopeClient` and
+    :class:`~dashscope_embed.AsyncDashScopeClient`, so a caller can keep those rows and re-send
+    only the rest instead of paying twice.
+
+    Attributes:
+        rows: Positions, in the call's input, of the rows embedded before the failure
+            (ascending).
+        result: Their vectors, one row per entry of ``rows`` in that order, and the usage of
+            every request that succeeded.
+    """
+
+    rows: tuple[int, ...]
+    result: EmbeddingResult

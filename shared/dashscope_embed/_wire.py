@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ def parse_text_response(
     """
     fast = want_dense and _simdjson is not None
     try:
-        doc = _simdjson.Parser().parse(body) if fast else loads(body)
+        doc = _simd_parse(body) if fast else loads(body)
         items = doc["output"]["embeddings"]
         order = _row_order(items, rows)
     except ProtocolError:
@@ -144,6 +145,25 @@ def parse_text_response(
     usage = doc.get("usage") or {}
     rid = doc.get("request_id") or request_id or ""
     return TextBatchResult(dense, sparse, int(usage.get("total_tokens", 0) or 0), str(rid))
+
+
+_parsers = threading.local()
+
+
+def _simd_parse(body: bytes) -> Any:
+    """Parse with this thread's pysimdjson parser (reused: its buffers are allocated once).
+
+    A parser cannot parse again while objects from its last document are alive (an exception's
+    traceback can keep them); then this thread gets a fresh parser.
+    """
+    parser = getattr(_parsers, "parser", None)
+    if parser is not None:
+        try:
+            return parser.parse(body)
+        except RuntimeError:
+            pass
+    _parsers.parser = parser = _simdjson.Parser()
+    return parser.parse(body)
 
 
 def _row_order(items: Any, rows: int) -> list[int]:

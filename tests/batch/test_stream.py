@@ -185,21 +185,24 @@ def canned_transport(dim: int) -> httpx.MockTransport:
 
 
 def test_memory_is_bounded_by_the_chunk(tmp_path: Path) -> None:
-    """Peak Python allocations (tracemalloc) depend on the chunk, not the corpus: four times the
-    texts at the same chunk size peak about the same, well under the corpus's vector bytes."""
+    """Peak Python allocations (tracemalloc) depend on the chunk, not the corpus: eight times the
+    texts at the same chunk size peak about the same, far under the corpus's vector bytes.
+
+    (How many answers are in flight at the peak varies by ~25 % from run to run, hence the 1.5;
+    memory that grew with the corpus would add 7 MiB of vectors here.)"""
     http = httpx.Client(transport=canned_transport(256))
     client = DashScopeClient(
         KEY, base_url="http://canned.test", http_client=http, max_concurrency=4
     )
     embed_to_npy(client, texts_gen(300), tmp_path / "warm.npy", chunk_size=200)  # warm caches
     peaks = {}
-    for n in (1000, 4000):
+    for n in (1000, 8000):
         tracemalloc.start()
         embed_to_npy(client, texts_gen(n), tmp_path / f"v{n}.npy", chunk_size=200)
         peaks[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    arr = np.load(tmp_path / "v4000.npy", mmap_mode="r")
-    assert arr.shape == (4000, 256)
-    assert float(arr[3999, 0]) == pytest.approx(0.03125)
-    assert peaks[4000] < 1.25 * peaks[1000], peaks
-    assert peaks[4000] < arr.nbytes / 2, peaks  # 4 MiB of vectors never all in memory
+    arr = np.load(tmp_path / "v8000.npy", mmap_mode="r")
+    assert arr.shape == (8000, 256)
+    assert float(arr[7999, 0]) == pytest.approx(0.03125)
+    assert peaks[8000] < 1.5 * peaks[1000], peaks
+    assert peaks[8000] < arr.nbytes / 4, peaks  # 8 MiB of vectors never all in memory

@@ -191,3 +191,20 @@ def test_bad_sparse_entries_raise_protocol_error(decoder: str) -> None:
     items = [{"embedding": [1.0], "text_index": 0, "sparse_embedding": [{"value": 1.0}]}]
     with pytest.raises(ProtocolError, match="malformed 'sparse_embedding'"):
         parse(body(items), 1, sparse=True)
+
+
+def test_a_kept_error_does_not_block_the_next_parse(decoder: str) -> None:
+    """pysimdjson's reused parser refuses to parse while the last document is referenced (here
+    by a kept traceback); the next call still parses, with a fresh parser."""
+    ragged = [{"embedding": [1.0, 2.0], "text_index": 0}, {"embedding": [1.0], "text_index": 1}]
+    with pytest.raises(ProtocolError) as info:
+        parse(body(ragged), 2)
+    kept = info.value
+    stuck = getattr(_wire._parsers, "parser", None)
+    for _ in range(3):
+        res = parse(body([{"embedding": [0.25, 0.5], "text_index": 0}]), 1)
+        np.testing.assert_array_equal(res.dense, [[0.25, 0.5]])
+    assert kept.__traceback__ is not None
+    if decoder == "simdjson":
+        assert stuck is not None
+        assert _wire._parsers.parser is not stuck  # the blocked parser was replaced

@@ -54,6 +54,7 @@ EXPECTED_ALL = [
     "MultimodalInput",
     "NotFoundError",
     "OutputType",
+    "PartialResult",
     "PermissionDeniedError",
     "RateLimitError",
     "ServerError",

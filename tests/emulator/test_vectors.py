@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 
 from dashscope_embed.emulator import count_tokens, sparse_vector, text_vector
-from dashscope_embed.emulator._vectors import (
-    SPARSE_VOCAB,
-    features,
-    format_rows,
-    projection,
-    text_vectors,
-)
+from dashscope_embed.emulator._format import format_rows
+from dashscope_embed.emulator._vectors import SPARSE_VOCAB, features, projection, text_vectors
 
 V4 = "text-embedding-v4"
 CORPUS = [

@@ -305,19 +305,27 @@ def test_malformed_success_is_an_error(output: dict[str, Any]) -> None:
     assert info.value.status == 200
 
 
-def _mock_call(kind: str, handler: Any, inputs: list[object]) -> EmbeddingResult:
+def _mock_call(
+    kind: str, handler: Any, inputs: list[object], max_concurrency: int = 8, **options: Any
+) -> EmbeddingResult:
     transport = httpx.MockTransport(handler)
     if kind == "sync":
         client = DashScopeClient(
-            TEST_KEY, base_url="http://x.test", http_client=httpx.Client(transport=transport)
+            TEST_KEY,
+            base_url="http://x.test",
+            max_concurrency=max_concurrency,
+            http_client=httpx.Client(transport=transport),
         )
-        return client.embed_multimodal(inputs)
+        return client.embed_multimodal(inputs, **options)
 
     async def go() -> EmbeddingResult:
         aclient = AsyncDashScopeClient(
-            TEST_KEY, base_url="http://x.test", http_client=httpx.AsyncClient(transport=transport)
+            TEST_KEY,
+            base_url="http://x.test",
+            max_concurrency=max_concurrency,
+            http_client=httpx.AsyncClient(transport=transport),
         )
-        return await aclient.embed_multimodal(inputs)
+        return await aclient.embed_multimodal(inputs, **options)
 
     return asyncio.run(go())
 
@@ -342,3 +350,27 @@ def test_concurrent_batches_keep_order(emulator: Emulator) -> None:
     expected = np.array([text_vector(PLUS, t, dimension=64) for t in texts])
     np.testing.assert_allclose(res.embeddings, expected, atol=1e-6)
     assert len(emulator.requests) == 5
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_failed_call_hands_back_the_inputs_it_embedded(kind: str, emulator: Emulator) -> None:
+    """The first request (20 inputs) succeeds, the second fails: exc.partial has inputs 0-19."""
+    calls: list[int] = []
+    inner = emulator.transport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 2:
+            return httpx.Response(400, json={"code": "InvalidParameter", "message": "bad input"})
+        return inner.handle_request(request)
+
+    texts = [f"item {i}" for i in range(30)]
+    with pytest.raises(APIStatusError) as info:
+        _mock_call(kind, handler, texts, max_concurrency=1, dimension=64)
+    partial = info.value.partial
+    assert partial is not None
+    assert partial.rows == tuple(range(20))
+    expected = np.array([text_vector(PLUS, t, dimension=64) for t in texts[:20]])
+    np.testing.assert_allclose(partial.result.embeddings, expected, atol=1e-6)
+    assert partial.result.types == ("text",) * 20
+    assert len(calls) == 2

@@ -194,6 +194,29 @@ def test_over_long_rows_fail_alone(kind: str, small_limit_server: EmulatorServer
     assert stats.by_status[400] >= 2  # the server, not the client, rejected them
 
 
+def test_rows_embedded_before_a_failure_are_not_paid_twice(
+    small_limit_server: EmulatorServer,
+) -> None:
+    """The failed call's finished rows (``exc.partial``) are kept: each text is billed once."""
+    texts = _texts(25)
+    texts[17] = " ".join(f"word{i}" for i in range(60))
+    out = _embedder(small_limit_server, dimension=64, on_error="column", max_concurrency=1)(
+        pa.table({"text": texts})
+    )
+    errors = out.column("embedding_error").to_pylist()
+    assert [e is None for e in errors] == [row != 17 for row in range(25)]
+    for row, vec in enumerate(_vectors("pyarrow", out)):
+        if row != 17:
+            np.testing.assert_allclose(vec, text_vector(MODEL, texts[row], dimension=64), atol=1e-6)  # type: ignore[arg-type]
+    billed = [
+        t
+        for r in small_limit_server.emulator.requests
+        if r.status == 200
+        for t in r.json["input"]["texts"]
+    ]
+    assert sorted(billed) == sorted(t for row, t in enumerate(texts) if row != 17)
+
+
 def _reject_forbidden(server: EmulatorServer) -> None:
     """Make the server refuse (400 DataInspectionFailed) requests with a 'forbidden' text."""
 

@@ -38,6 +38,7 @@ import numpy.typing as npt
 
 from dashscope_embed._models import MODELS, ModelSpec
 from dashscope_embed.emulator._faults import Rejection
+from dashscope_embed.emulator._format import format_rows
 from dashscope_embed.emulator._text import (
     BAD_PARAMETERS,
     EMPTY_INPUT,
@@ -49,7 +50,7 @@ from dashscope_embed.emulator._text import (
     dimension_message,
     length_message,
 )
-from dashscope_embed.emulator._vectors import count_tokens, format_rows, text_vectors
+from dashscope_embed.emulator._vectors import count_tokens, text_vectors
 
 if TYPE_CHECKING:
     from dashscope_embed.emulator._app import Emulator, EmuRequest, EmuResponse

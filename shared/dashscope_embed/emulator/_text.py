@@ -16,7 +16,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dashscope_embed.emulator._faults import Rejection
-from dashscope_embed.emulator._vectors import count_tokens, format_rows, sparse_vector, text_vectors
+from dashscope_embed.emulator._format import format_rows
+from dashscope_embed.emulator._vectors import count_tokens, sparse_vector, text_vectors
 
 if TYPE_CHECKING:
     from dashscope_embed._models import ModelSpec

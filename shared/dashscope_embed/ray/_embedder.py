@@ -258,7 +258,10 @@ class DashScopeEmbedder:
         errors: list[str | None],
         ids: list[object] | None,
     ) -> list[tuple[list[int], EmbeddingResult]]:
-        """Embed ``rows``; on failure re-run smaller groups until every row is done or failed."""
+        """Embed ``rows``; on failure re-run smaller groups until every row is done or failed.
+
+        Rows the failed call had already embedded (``exc.partial``) are kept, never re-sent.
+        """
         done: list[tuple[list[int], EmbeddingResult]] = []
         pending = [rows] if rows else []
         while pending:
@@ -274,7 +277,13 @@ class DashScopeEmbedder:
                         note = f"failed rows of the Ray batch: {(named or group)[:20]}"
                         exc.add_note(note + _id_note(ids, named or group))
                     raise
-                pending.extend(_narrow(exc, group, named, errors))
+                kept = exc.partial
+                if kept is not None and kept.rows:
+                    done.append(([group[i] for i in kept.rows], kept.result))
+                    paid = set(kept.rows)
+                    group = [row for i, row in enumerate(group) if i not in paid]
+                if group:
+                    pending.extend(_narrow(exc, group, named, errors))
                 continue
             done.append((group, result))
         return done

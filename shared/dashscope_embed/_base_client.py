@@ -1,0 +1,184 @@
+"""What both client shells share: configuration, throttle, stats and job creation (no I/O).
+
+:class:`BaseClient` resolves the configuration once, owns the throttle and the stats, and turns a
+call's arguments into a validated :class:`~._plan.TextJob`. The shells in :mod:`._client` add only
+sending and waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from ._config import ClientConfig, resolve_config
+from ._models import get_model
+from ._plan import Job, Outcome, TextJob, TextOptions, validate_text_options, validate_texts
+from ._retry import RetryPolicy
+from ._stats import ClientStats, StatsRecorder
+from ._throttle import ExternalLimiter, Throttle
+from ._types import EmbeddingResult, OutputType, TextType
+
+__all__ = ["BaseClient", "logger"]
+
+logger = logging.getLogger("dashscope_embed")
+
+
+class BaseClient:
+    """Configuration, validation and job creation shared by both shells (no I/O)."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        region: str | None = None,
+        base_url: str | None = None,
+        workspace: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_concurrency: int | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        throttle: Throttle | None = None,
+        rate_limiter: ExternalLimiter | None = None,
+    ) -> None:
+        self._config: ClientConfig = resolve_config(
+            api_key=api_key,
+            region=region,
+            base_url=base_url,
+            workspace=workspace,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_concurrency=max_concurrency,
+        )
+        self._policy = RetryPolicy(max_retries=self._config.max_retries)
+        self._learned_limits: dict[str, int] = {}
+        self._limits_lock = threading.Lock()
+        self._headers = self._config.headers()
+        self._throttle = throttle or Throttle(
+            max_concurrency=self._config.max_concurrency, rpm=rpm, tpm=tpm
+        )
+        self._rate_limiter = rate_limiter
+        self._stats = StatsRecorder()
+
+    @property
+    def stats(self) -> ClientStats:
+        """Counters since creation: requests, retries by reason, 429s, tokens, adaptive state."""
+        snaps = {m: self._throttle.snapshot(m) for m in self._throttle.models()}
+        return self._stats.snapshot(
+            {m: s.concurrency_limit for m, s in snaps.items()},
+            {m: s.rate_per_second for m, s in snaps.items()},
+        )
+
+    @property
+    def throttle(self) -> Throttle:
+        """The admission control of this client (pass it to another client to share it)."""
+        return self._throttle
+
+    def _workers(self, batches: int) -> int:
+        """Batches run side by side: twice the throttle's cap, because a batch sleeping before
+        its retry holds a worker but no slot (the throttle bounds requests in flight)."""
+        cap = self._throttle.max_concurrency
+        return min(batches, 1 if cap == 1 else 2 * cap)
+
+    def _finish(self, job: Job, outcome: Outcome) -> None:
+        kind = {"done": "ok"}.get(outcome.kind, "other")
+        if outcome.status == 429:
+            kind = "throttled"
+        self._throttle.release(job.model, kind, retry_after=outcome.retry_after)
+        self._stats.record(
+            outcome.kind,
+            reason=outcome.reason,
+            status=outcome.status,
+            tokens=outcome.tokens,
+            rows=outcome.rows,
+        )
+
+    def _log_done(self, job: Job, result: EmbeddingResult) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            st = self.stats
+            logger.debug(
+                "embedded %d rows with %s: %d requests, %d tokens; client totals: %d requests, "
+                "retries %s, %d throttled, window %s",
+                len(result),
+                job.model,
+                result.usage.requests,
+                result.usage.total_tokens,
+                st.requests,
+                st.retries,
+                st.throttled,
+                st.concurrency_limit,
+            )
+
+    def __repr__(self) -> str:
+        c = self._config
+        return (
+            f"{type(self).__name__}(base_url={c.base_url!r}, region={c.region!r}, "
+            f"workspace={c.workspace!r}, max_concurrency={c.max_concurrency})"
+        )
+
+    @property
+    def config(self) -> ClientConfig:
+        """The resolved configuration (its repr hides the key)."""
+        return self._config
+
+    @property
+    def learned_limits(self) -> dict[str, int]:
+        """Row limits learned from the server's "batch size is invalid" answers, per model."""
+        return dict(self._learned_limits)
+
+    def _remember_limit(self, model: str, limit: int) -> None:
+        with self._limits_lock:
+            current = self._learned_limits.get(model)
+            if current is None or limit < current:
+                self._learned_limits[model] = limit
+
+    def _text_job(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str,
+        text_type: TextType | None,
+        dimension: int | None,
+        output_type: OutputType,
+        instruct: str | None,
+        max_batch_size: int | None,
+        on_progress: Callable[[int], None] | None,
+    ) -> TextJob | EmbeddingResult:
+        spec = get_model(model, kind="text")
+        opts = TextOptions(model, text_type, dimension, output_type, instruct)
+        explicit_url = self._config.region is None
+        validate_text_options(opts, spec, region=None if explicit_url else self._config.region)
+        if spec.known and not spec.supports_dimension:
+            # v1/v2 have one fixed dimension and reject the parameter: never send it.
+            opts = TextOptions(model, text_type, None, output_type, instruct)
+        items = validate_texts(texts)
+        if max_batch_size is not None and (
+            isinstance(max_batch_size, bool)
+            or not isinstance(max_batch_size, int)
+            or max_batch_size < 1
+        ):
+            from ._errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"max_batch_size must be an int >= 1, got {max_batch_size!r}",
+                rule="max_batch_size",
+            )
+        if not items:
+            dim = dimension or (spec.default_dimension if spec.known else None)
+            return EmbeddingResult.empty(
+                model, dim if opts.want_dense else None, sparse=opts.want_sparse
+            )
+        size = max_batch_size or spec.max_batch_size
+        learned = self._learned_limits.get(model)
+        if learned is not None:
+            size = min(size, learned)
+        return TextJob(
+            items,
+            opts,
+            spec,
+            size,
+            self._policy,
+            on_limit=self._remember_limit,
+            on_progress=on_progress,
+        )
