@@ -25,15 +25,14 @@ import numpy.typing as npt
 from ._errors import (
     APIStatusError,
     BatchSizeError,
-    DashScopeError,
     InputTooLongError,
     InvalidInputError,
 )
 from ._media import Element, encode_inputs
 from ._models import MODELS, ModelSpec, get_model
-from ._plan import Batch, Outcome, StatusRules, TextOptions, validate_text_options
+from ._plan import Assembly, Batch, Outcome, StatusRules, TextOptions, validate_text_options
 from ._retry import RetryPolicy
-from ._types import EmbeddingResult, PartialResult, Usage
+from ._types import EmbeddingResult, Usage
 from ._wire import ProtocolError, dense_from_lists, dumps, loads
 
 if TYPE_CHECKING:
@@ -283,7 +282,7 @@ def parse_multimodal_response(
 
 
 @dataclass
-class MultimodalJob(StatusRules):
+class MultimodalJob(Assembly, StatusRules):
     """All the state of one ``embed_multimodal`` call; safe to update from worker threads."""
 
     elements: list[Element]
@@ -368,38 +367,25 @@ class MultimodalJob(StatusRules):
         if self.on_progress is not None:
             self.on_progress(len(batch.indices))
 
-    def result(self) -> EmbeddingResult:
-        """The assembled result: one row per input in input order (one row if fused)."""
-        n = len(self.elements)
-        if self._done != n or self._dense is None:  # pragma: no cover - guarded by the shells
-            raise DashScopeError(f"internal error: {self._done} of {n} inputs embedded")
+    def _size(self) -> int:
+        return len(self.elements)
+
+    def _assemble(self, rows: list[int] | None) -> EmbeddingResult:
+        """One row per input in input order (one row if fused), or just ``rows``."""
+        dense = self._dense if self._dense is not None else np.zeros((0, 0), dtype=np.float32)
+        types = self._types
+        if rows is not None:
+            dense = dense[rows] if self._dense is not None else dense
+            types = [self._types[i] for i in rows]
         return EmbeddingResult(
-            embeddings=self._dense,
+            embeddings=dense,
             sparse=None,
             usage=self._usage,
             request_ids=tuple(self._request_ids[k] for k in sorted(self._request_ids)),
             model=self.opts.model,
-            dimension=int(self._dense.shape[1]),
-            types=tuple(self._types),
+            dimension=int(dense.shape[1]),
+            types=tuple(types),
         )
-
-    def partial(self) -> PartialResult:
-        """The inputs stored so far (for an error: what the failed call already paid for)."""
-        with self._lock:
-            rows = sorted(self._rows_done)
-            dense = (
-                self._dense[rows] if self._dense is not None else np.zeros((0, 0), dtype=np.float32)
-            )
-            result = EmbeddingResult(
-                embeddings=dense,
-                sparse=None,
-                usage=self._usage,
-                request_ids=tuple(self._request_ids[k] for k in sorted(self._request_ids)),
-                model=self.opts.model,
-                dimension=int(dense.shape[1]),
-                types=tuple(self._types[i] for i in rows),
-            )
-        return PartialResult(tuple(rows), result)
 
 
 def multimodal_job(

@@ -41,6 +41,7 @@ from ._wire import (
 )
 
 __all__ = [
+    "Assembly",
     "Batch",
     "Job",
     "Outcome",
@@ -337,8 +338,39 @@ class StatusRules:
         return Outcome("raise", error=error)
 
 
+class Assembly:
+    """``result()`` and ``partial()`` of a job that stores rows as their answers arrive.
+
+    A job provides ``_lock``, ``_done``, ``_rows_done``, :meth:`_size` and :meth:`_assemble`.
+    """
+
+    _lock: threading.Lock
+    _done: int
+    _rows_done: list[int]
+
+    def _size(self) -> int:
+        raise NotImplementedError
+
+    def _assemble(self, rows: list[int] | None) -> EmbeddingResult:
+        """Every row (``None``) or just ``rows``, in that order."""
+        raise NotImplementedError
+
+    def result(self) -> EmbeddingResult:
+        """The assembled result; every input has its vector (checked)."""
+        n = self._size()
+        if self._done != n:  # pragma: no cover - guarded by the shells
+            raise DashScopeError(f"internal error: {self._done} of {n} inputs embedded")
+        return self._assemble(None)
+
+    def partial(self) -> PartialResult:
+        """The rows stored so far (for an error: what the failed call already paid for)."""
+        with self._lock:
+            rows = sorted(self._rows_done)
+            return PartialResult(tuple(rows), self._assemble(rows))
+
+
 @dataclass
-class TextJob(StatusRules):
+class TextJob(Assembly, StatusRules):
     """All the state of one ``embed_texts`` call; safe to update from worker threads."""
 
     texts: list[str]
@@ -429,15 +461,18 @@ class TextJob(StatusRules):
         if self.on_progress is not None:
             self.on_progress(len(batch.indices))
 
-    def result(self) -> EmbeddingResult:
-        """The assembled result; every input has its vector (checked)."""
-        n = len(self.texts)
-        if self._done != n:  # pragma: no cover - guarded by the shells
-            raise DashScopeError(f"internal error: {self._done} of {n} rows embedded")
-        dense = self._dense if self._dense is not None else np.zeros((n, 0), dtype=np.float32)
+    def _size(self) -> int:
+        return len(self.texts)
+
+    def _assemble(self, rows: list[int] | None) -> EmbeddingResult:
+        n = len(self.texts) if rows is None else len(rows)
+        dense = np.zeros((n, 0), dtype=np.float32) if self._dense is None else self._dense
         sparse: tuple[SparseVector, ...] | None = None
+        if rows is not None:
+            dense = dense[rows] if self._dense is not None else dense
         if self.opts.want_sparse:
-            sparse = tuple(v if v is not None else SparseVector((), ()) for v in self._sparse)
+            picked = self._sparse if rows is None else [self._sparse[i] for i in rows]
+            sparse = tuple(v if v is not None else SparseVector((), ()) for v in picked)
         return EmbeddingResult(
             embeddings=dense,
             sparse=sparse,
@@ -446,28 +481,6 @@ class TextJob(StatusRules):
             model=self.opts.model,
             dimension=int(dense.shape[1]) if self.opts.want_dense else None,
         )
-
-    def partial(self) -> PartialResult:
-        """The rows stored so far (for an error: what the failed call already paid for)."""
-        with self._lock:
-            rows = sorted(self._rows_done)
-            dense = (
-                self._dense[rows]
-                if self._dense is not None
-                else np.zeros((len(rows), 0), dtype=np.float32)
-            )
-            sparse = None
-            if self.opts.want_sparse:
-                sparse = tuple(self._sparse[i] or SparseVector((), ()) for i in rows)
-            result = EmbeddingResult(
-                embeddings=dense,
-                sparse=sparse,
-                usage=self._usage,
-                request_ids=tuple(self._request_ids[k] for k in sorted(self._request_ids)),
-                model=self.opts.model,
-                dimension=int(dense.shape[1]) if self.opts.want_dense else None,
-            )
-        return PartialResult(tuple(rows), result)
 
 
 def describe_options(opts: TextOptions) -> dict[str, Any]:
