@@ -81,7 +81,11 @@ class BaseClient:
         cap = self._throttle.max_concurrency
         return min(batches, 1 if cap == 1 else 2 * cap)
 
-    def _finish(self, job: Job, outcome: Outcome) -> None:
+    def _finish(self, job: Job, outcome: Outcome | None) -> None:
+        """Give the request's slot back to the throttle (always) and count how it ended."""
+        if outcome is None:  # abandoned mid-request: free the slot, nothing to learn or count
+            self._throttle.release(job.model, "other")
+            return
         kind = {"done": "ok"}.get(outcome.kind, "other")
         if outcome.status == 429:
             kind = "throttled"

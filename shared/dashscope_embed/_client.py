@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 import weakref
@@ -22,7 +23,7 @@ import httpx
 
 from ._base_client import BaseClient
 from ._errors import DashScopeError
-from ._media import MultimodalInput
+from ._media import MultimodalInput, reads_local_data
 from ._models import DEFAULT_TEXT_MODEL
 from ._multimodal import multimodal_job
 from ._plan import Batch, Job, Outcome
@@ -213,7 +214,7 @@ class DashScopeClient(BaseClient):
             with self._slot_freed:
                 self._slot_freed.wait(wait)
 
-    def _release(self, job: Job, outcome: Outcome) -> None:
+    def _release(self, job: Job, outcome: Outcome | None) -> None:
         self._finish(job, outcome)
         with self._slot_freed:
             self._slot_freed.notify_all()
@@ -222,20 +223,23 @@ class DashScopeClient(BaseClient):
         attempt = 0
         while not job.aborted:
             self._admit(job, batch)
-            body = job.body(batch)
+            outcome: Outcome | None = None  # None: abandoned (cancelled, or a bug) — still freed
             try:
-                resp = self._http.post(
-                    self._config.api_url + job.path, content=body, headers=self._headers
-                )
-            except httpx.TimeoutException as exc:
-                outcome = job.on_transport_error(batch, attempt, exc, timeout=True)
-            except httpx.TransportError as exc:
-                outcome = job.on_transport_error(batch, attempt, exc, timeout=False)
-            else:
-                outcome = job.on_response(
-                    batch, attempt, resp.status_code, resp.headers, resp.content
-                )
-            self._release(job, outcome)
+                body = job.body(batch)
+                try:
+                    resp = self._http.post(
+                        self._config.api_url + job.path, content=body, headers=self._headers
+                    )
+                except httpx.TimeoutException as exc:
+                    outcome = job.on_transport_error(batch, attempt, exc, timeout=True)
+                except httpx.HTTPError as exc:  # transport, decoding: no usable answer
+                    outcome = job.on_transport_error(batch, attempt, exc, timeout=False)
+                else:
+                    outcome = job.on_response(
+                        batch, attempt, resp.status_code, resp.headers, resp.content
+                    )
+            finally:
+                self._release(job, outcome)
             if outcome.kind == "retry":
                 self._sleep(outcome.delay)
                 attempt += 1
@@ -428,7 +432,7 @@ class AsyncDashScopeClient(BaseClient):
             event = self._slot_events[loop] = asyncio.Event()
         return event
 
-    def _release(self, job: Job, outcome: Outcome) -> None:
+    def _release(self, job: Job, outcome: Outcome | None) -> None:
         self._finish(job, outcome)
         event = self._slot_events.get(asyncio.get_running_loop())
         if event is not None:
@@ -439,20 +443,23 @@ class AsyncDashScopeClient(BaseClient):
         attempt = 0
         while not job.aborted:
             await self._admit(job, batch)
-            body = job.body(batch)
+            outcome: Outcome | None = None  # None: abandoned (cancelled, or a bug) — still freed
             try:
-                resp = await self._http.post(
-                    self._config.api_url + job.path, content=body, headers=self._headers
-                )
-            except httpx.TimeoutException as exc:
-                outcome = job.on_transport_error(batch, attempt, exc, timeout=True)
-            except httpx.TransportError as exc:
-                outcome = job.on_transport_error(batch, attempt, exc, timeout=False)
-            else:
-                outcome = job.on_response(
-                    batch, attempt, resp.status_code, resp.headers, resp.content
-                )
-            self._release(job, outcome)
+                body = job.body(batch)
+                try:
+                    resp = await self._http.post(
+                        self._config.api_url + job.path, content=body, headers=self._headers
+                    )
+                except httpx.TimeoutException as exc:
+                    outcome = job.on_transport_error(batch, attempt, exc, timeout=True)
+                except httpx.HTTPError as exc:  # transport, decoding: no usable answer
+                    outcome = job.on_transport_error(batch, attempt, exc, timeout=False)
+                else:
+                    outcome = job.on_response(
+                        batch, attempt, resp.status_code, resp.headers, resp.content
+                    )
+            finally:
+                self._release(job, outcome)
             if outcome.kind == "retry":
                 await self._sleep(outcome.delay)
                 attempt += 1
@@ -478,9 +485,9 @@ class AsyncDashScopeClient(BaseClient):
         """Async twin of :meth:`DashScopeClient.embed_multimodal` (same arguments and errors).
 
         Local images are read and encoded in a worker thread, so the event loop never blocks
-        on a file.
+        on a file; texts, URLs and ``data:`` URIs are prepared on the loop (no thread).
         """
-        job = await asyncio.to_thread(
+        prepare = functools.partial(
             multimodal_job,
             self,
             inputs,
@@ -492,4 +499,5 @@ class AsyncDashScopeClient(BaseClient):
             max_batch_size=max_batch_size,
             on_progress=on_progress,
         )
+        job = await asyncio.to_thread(prepare) if reads_local_data(inputs) else prepare()
         return await self._execute(job)

@@ -145,9 +145,9 @@ def resolve_config(
 ) -> ClientConfig:
     """Resolve every setting once: argument > environment > default.
 
-    The host is chosen as: explicit ``base_url`` > ``DASHSCOPE_BASE_URL`` > the workspace host
-    ``https://{workspace}.{region}.maas.aliyuncs.com`` for regions without a shared host > the
-    region's shared host (region argument > ``DASHSCOPE_REGION`` > ``cn-beijing``).
+    The host is chosen as: ``base_url`` argument > ``region`` argument > ``DASHSCOPE_BASE_URL``
+    > ``DASHSCOPE_REGION`` > ``cn-beijing``; a region without a shared host uses the workspace
+    host ``https://{workspace}.{region}.maas.aliyuncs.com``.
 
     Raises:
         ConfigurationError: no key, an unknown region, a malformed workspace id or base URL, or a
@@ -162,6 +162,13 @@ def resolve_config(
             "base_url at it, or use dashscope_embed.emulator in tests."
         )
     key = key.strip()
+    if not (key.isascii() and key.isprintable()) or any(ch.isspace() for ch in key):
+        # Never echo the key: an HTTP library's error about an illegal header value would.
+        raise ConfigurationError(
+            "the API key contains a space, a control character or a non-ASCII character (a "
+            "line break or an invisible character picked up when pasting it?); DashScope keys "
+            "are printable ASCII, e.g. sk-…"
+        )
     ws = (
         workspace
         if workspace is not None
@@ -175,11 +182,12 @@ def resolve_config(
         region if region is not None else _env(env, "DASHSCOPE_REGION", "DASHSCOPE_API_REGION")
     )
     reg = normalize_region(raw_region) if raw_region else None
-    explicit = (
-        base_url
-        if base_url is not None
-        else _env(env, "DASHSCOPE_BASE_URL", "DASHSCOPE_HTTP_BASE_URL")
-    )
+    if base_url is not None:
+        explicit: str | None = base_url
+    elif region is not None:  # a region argument beats a base URL left in the environment
+        explicit = None
+    else:
+        explicit = _env(env, "DASHSCOPE_BASE_URL", "DASHSCOPE_HTTP_BASE_URL")
     if explicit:
         url = _strip_base(explicit)
     else:

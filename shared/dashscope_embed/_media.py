@@ -39,6 +39,7 @@ __all__ = [
     "MultimodalInput",
     "Video",
     "encode_inputs",
+    "reads_local_data",
     "sniff_format",
 ]
 
@@ -460,3 +461,25 @@ def encode_inputs(inputs: Sequence[object], spec: ModelSpec) -> list[Element]:
         )
     encoder = _Encoder(spec)
     return [encoder.element(i, item) for i, item in enumerate(inputs)]
+
+
+def reads_local_data(inputs: Sequence[object]) -> bool:
+    """Whether encoding ``inputs`` reads files or encodes images (work to keep off a loop).
+
+    Texts, videos and images given as an http(s) URL or a ``data:`` URI need neither.
+    """
+
+    def local(image: object) -> bool:
+        src = image.source if isinstance(image, Image) else image
+        return not (isinstance(src, str) and src.startswith(("http://", "https://", "data:")))
+
+    if not isinstance(inputs, (list, tuple)):
+        return False  # not a list of inputs: encode_inputs refuses it, naming the fix
+    for item in inputs:
+        if isinstance(item, Image) and local(item):
+            return True
+        if isinstance(item, MultiImages) and any(local(i) for i in item.images):
+            return True
+        if isinstance(item, Fused) and item.image is not None and local(item.image):
+            return True
+    return False

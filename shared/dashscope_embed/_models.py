@@ -73,9 +73,26 @@ class ModelSpec:
         """The largest dimension the model produces (the full vector)."""
         return max(self.dimensions) if self.dimensions else self.default_dimension
 
+    def refuses_region(self, region: str | None) -> bool:
+        """Whether the documentation says this model is not served in ``region``.
+
+        The model tables cover Beijing and Singapore only, so only those are checked strictly.
+        The finance cloud is a Beijing deployment (the text-embedding page lists it). Of the
+        other regions (US, Hong Kong, Frankfurt, Tokyo) the docs publish no model list: a model
+        documented as mainland-only is refused there, any other is left to the server.
+        """
+        if not region or not self.known or not self.regions:
+            return False
+        if region in _DOCUMENTED_REGIONS:
+            return region not in self.regions
+        if region == "finance":
+            return _BJ not in self.regions
+        return self.regions == (_BJ,)
+
 
 _BJ = "cn-beijing"
 _SG = "ap-southeast-1"
+_DOCUMENTED_REGIONS = (_BJ, _SG)  # the regions the model tables of the docs cover
 _V4_DIMS = (2048, 1536, 1024, 768, 512, 256, 128, 64)
 _QWEN37_DIMS = (2560, 2048, 1536, 1024, 768, 512, 256)
 _VL_FORMATS = ("jpeg", "jpg", "png", "webp", "bmp", "tiff", "ico", "dib", "icns", "sgi")

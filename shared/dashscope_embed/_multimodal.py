@@ -74,7 +74,7 @@ _REGION_NAMES = {"cn-beijing": "Beijing", "ap-southeast-1": "Singapore"}
 
 def _served_in(region: str) -> list[str]:
     return [
-        s.name for s in MODELS.values() if s.kind == "multimodal" and region in (s.regions or ())
+        s.name for s in MODELS.values() if s.kind == "multimodal" and not s.refuses_region(region)
     ]
 
 
@@ -97,7 +97,7 @@ def validate_multimodal_options(
             + ", ".join(s.name for s in MODELS.values() if s.kind == "multimodal"),
             rule="model",
         )
-    if region and spec.known and spec.regions and region not in spec.regions:
+    if region and spec.refuses_region(region):
         elsewhere = _served_in(region)
         hint = f"; multimodal models served there: {', '.join(elsewhere)}" if elsewhere else ""
         where = ", ".join(f"{r} ({_REGION_NAMES.get(r, r)})" for r in spec.regions)
@@ -325,12 +325,14 @@ class MultimodalJob(Assembly, StatusRules):
         """A rough token estimate (texts by length, images and videos at a flat rate)."""
         return sum(self.elements[i].tokens for i in batch.indices)
 
-    def _on_status_error(self, batch: Batch, attempt: int, error: APIStatusError) -> Outcome:
+    def _on_status_error(
+        self, batch: Batch, attempt: int, error: APIStatusError, retry_after: float | None
+    ) -> Outcome:
         # A fused call is one vector: re-splitting it (row limit, bisecting a too-long input)
         # would change what is embedded, so those errors are raised as they are.
         if self.fused and isinstance(error, (BatchSizeError, InputTooLongError)):
             return Outcome("raise", error=error)
-        return super()._on_status_error(batch, attempt, error)
+        return super()._on_status_error(batch, attempt, error, retry_after)
 
     def _accept(self, batch: Batch, headers: Mapping[str, str], body: bytes) -> Outcome:
         rows = 1 if self.fused else len(batch.indices)

@@ -130,7 +130,7 @@ def validate_text_options(opts: TextOptions, spec: ModelSpec, *, region: str | N
                 "qwen3.7-text-embedding(-flash)",
                 rule="instruct",
             )
-    if region and spec.known and spec.regions and region not in spec.regions:
+    if spec.refuses_region(region):
         raise InvalidInputError(
             f"{spec.name} is served only in {', '.join(spec.regions)}; this client is set to "
             f"region {region!r}",
@@ -253,27 +253,40 @@ class StatusRules:
             status,
             headers.get("x-request-id"),
         )
+        hint = parse_retry_after(headers)
+        if hint is not None:  # one cap for the batch's own wait and the throttle's pause
+            hint = min(hint, self.policy.max_delay)
         if status == 200:
             try:
                 return self._accept(batch, headers, body)
             except ProtocolError as exc:
-                err = APIStatusError(
-                    f"malformed success response: {exc}",
-                    status=200,
-                    code="ProtocolError",
-                    request_id=headers.get("x-request-id"),
-                    input_indices=batch.indices,
+                business = parse_error_body(body, headers)
+                if not business.code:
+                    err = APIStatusError(
+                        f"malformed success response: {exc}",
+                        status=200,
+                        code="ProtocolError",
+                        request_id=headers.get("x-request-id"),
+                        input_indices=batch.indices,
+                    )
+                    return Outcome("raise", error=err, status=status)
+                # HTTP 200 carrying a business error code (the service's "two-layer" errors):
+                # the same class, retry rule and message as if the status had said so.
+                error = make_status_error(
+                    200, business, input_indices=batch.indices, retry_after=hint
                 )
-                return Outcome("raise", error=err, status=status)
-        error = make_status_error(
-            status,
-            parse_error_body(body, headers),
-            input_indices=batch.indices,
-            retry_after=parse_retry_after(headers),
+        else:
+            error = make_status_error(
+                status,
+                parse_error_body(body, headers),
+                input_indices=batch.indices,
+                retry_after=hint,
+            )
+        outcome = self._on_status_error(batch, attempt, error, hint)
+        pause = hint if isinstance(error, RateLimitError) else None
+        return replace(
+            outcome, status=429 if isinstance(error, RateLimitError) else status, retry_after=pause
         )
-        outcome = self._on_status_error(batch, attempt, error)
-        retry_after = error.retry_after if isinstance(error, RateLimitError) else None
-        return replace(outcome, status=status, retry_after=retry_after)
 
     def on_transport_error(
         self, batch: Batch, attempt: int, exc: Exception, *, timeout: bool
@@ -290,7 +303,9 @@ class StatusRules:
         msg = f"{kind} after {attempt + 1} attempts: {exc!r}"
         return Outcome("raise", error=cls(msg, input_indices=batch.indices))
 
-    def _on_status_error(self, batch: Batch, attempt: int, error: APIStatusError) -> Outcome:
+    def _on_status_error(
+        self, batch: Batch, attempt: int, error: APIStatusError, retry_after: float | None
+    ) -> Outcome:
         if isinstance(error, BatchSizeError) and error.limit >= 1:
             if len(batch.indices) > error.limit:
                 self.on_limit(self.model, error.limit)
@@ -324,7 +339,6 @@ class StatusRules:
             )
         if self.policy.should_retry_status(error) and attempt < self.policy.max_retries:
             throttled = isinstance(error, RateLimitError)
-            retry_after = error.retry_after if isinstance(error, RateLimitError) else None
             delay = self.policy.delay(attempt, retry_after=retry_after, throttled=throttled)
             logger.debug(
                 "retrying batch %s after HTTP %s %s in %.2fs (request_id=%s)",

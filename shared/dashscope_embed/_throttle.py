@@ -74,7 +74,9 @@ class _Bucket:
         return 0.0 if need <= 0 else need / self.rate
 
     def take(self, amount: float) -> None:
-        self.level -= min(amount, self.capacity)
+        # The whole amount, even above one second's capacity: the debt delays what follows, so
+        # large requests cannot exceed the per-minute budget on average.
+        self.level -= amount
 
 
 @dataclass
