@@ -223,6 +223,9 @@ class DashScopeClient(BaseClient):
         attempt = 0
         while not job.aborted:
             self._admit(job, batch)
+            if job.aborted:  # the call failed while this batch waited for its slot
+                self._release(job, None)
+                break
             outcome: Outcome | None = None  # None: abandoned (cancelled, or a bug) — still freed
             try:
                 body = job.body(batch)
@@ -443,6 +446,9 @@ class AsyncDashScopeClient(BaseClient):
         attempt = 0
         while not job.aborted:
             await self._admit(job, batch)
+            if job.aborted:  # the call failed while this batch waited for its slot
+                self._release(job, None)
+                break
             outcome: Outcome | None = None  # None: abandoned (cancelled, or a bug) — still freed
             try:
                 body = job.body(batch)
