@@ -21,13 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ._batch_api import BatchInfo, CompatApi
-from ._batch_files import (
-    ENDPOINT,
-    MAX_FILE_BYTES,
-    MAX_LINES_PER_FILE,
-    chunk_rows,
-)
+from ._batch_api import CompatApi
+from ._batch_files import ENDPOINT, MAX_FILE_BYTES, MAX_LINES_PER_FILE, chunk_rows, verify_input
 from ._batch_input import InputFile, check_text, pack_files, verified
 from ._batch_report import BatchPartStatus, BatchReport, BatchStatus
 from ._batch_results import ResultWriter
@@ -103,10 +98,10 @@ class BatchJob:
             rows_per_line: Texts per request; default: the model's row limit (10 for v4).
             max_lines_per_file: Requests per input file (≤ 50,000; lower it to split more).
             max_file_bytes: Bytes per input file (≤ 500 MB).
-            completion_window: ``"24h"`` … ``"336h"``.
+            completion_window: ``"24h"`` … ``"336h"`` (or ``"1d"`` … ``"14d"``).
 
         Raises:
-            InvalidInputError: a bad option.
+            InvalidInputError: a bad option (checked before the state file is written).
             FileExistsError: the state file exists (resume it instead).
         """
         path = Path(state_path)
@@ -180,7 +175,8 @@ class BatchJob:
 
         Raises:
             InvalidInputError: an empty / non-string text (checked up front for a sequence,
-                as it is read for an iterator), or different texts than the ones already sent.
+                as it is read for an iterator), or different texts than the ones already sent
+                (also: more rows than a fully submitted job has).
         """
         st = self._state
         if isinstance(texts, (str, bytes)):
@@ -193,6 +189,12 @@ class BatchJob:
         rows = enumerate(texts)
         for part in verified(rows, [p for p in st.parts if p.rows is None]):
             self._ensure_batch(part, adopt=True)
+        if st.planned and next(rows, None) is not None:
+            raise InvalidInputError(
+                f"the input has more rows than the {st.total_rows} this job submitted (rows "
+                "added since?): resume with the same input, or start a new job for the rest",
+                rule="resume_mismatch",
+            )
         if not st.planned:
             checked = ((row, check_text(row, text)) for row, text in rows)
             count = self._build_parts(chunk_rows(checked, st.rows_per_line), retry=False)
@@ -209,29 +211,37 @@ class BatchJob:
         :meth:`wait` afterwards.
 
         Args:
-            texts: The job's input again (only the failed rows are read).
+            texts: The job's input again, all of it: it is checked against the digests of the
+                files sent, and the retry files are built on disk before any is uploaded.
 
         Returns:
             How many rows were submitted.
+
+        Raises:
+            InvalidInputError: ``texts`` is not the job's input (``rule="resume_mismatch"``);
+                nothing is uploaded then.
         """
         st = self._state
         if not st.planned:
             raise DashScopeError("submit the job's input before retrying its failed rows")
-        pending = {r for p in st.parts if p.rows is not None and not p.downloaded for r in p.rows}
-        want = {r for f in st.failures for r in f.rows()} - pending
+        want = st.retry_rows()
         if not want:
             return 0
-        st.retry_of += 1
-        self._save()
-        picked = ((row, check_text(row, t)) for row, t in enumerate(texts) if row in want)
-        self._build_parts(([pair] for pair in picked), retry=True)
+        picked = ((r, check_text(r, t)) for r, t in verify_input(texts, st.spans()) if r in want)
+        files: list[InputFile] = []
+        try:
+            files.extend(self._pack([pair] for pair in picked))  # the whole input is proven here
+            st.retry_of += 1
+            for built in files:
+                self._finish_part(built, retry=True)
+        finally:
+            for built in files:
+                built.path.unlink(missing_ok=True)
         return len(want)
 
-    def _build_parts(self, lines: Iterator[list[tuple[int, str]]], *, retry: bool) -> int:
-        """Pack lines into files within the limits; upload and create each. Returns rows seen."""
+    def _pack(self, lines: Iterator[list[tuple[int, str]]]) -> Iterator[InputFile]:
         st = self._state
-        seen = 0
-        for built in pack_files(
+        return pack_files(
             lines,
             folder=self._path.parent,
             job_id=st.job_id,
@@ -240,7 +250,12 @@ class BatchJob:
             dimension=st.dimension,
             max_lines=st.max_lines_per_file,
             max_bytes=st.max_file_bytes,
-        ):
+        )
+
+    def _build_parts(self, lines: Iterator[list[tuple[int, str]]], *, retry: bool) -> int:
+        """Pack lines into files within the limits; upload and create each. Returns rows seen."""
+        seen = 0
+        for built in self._pack(lines):
             self._finish_part(built, retry=retry)
             seen = built.stop
         return seen
@@ -273,30 +288,24 @@ class BatchJob:
         file) first look for a batch created just before a crash, by its input file id."""
         if part.batch_id is not None or part.file_id is None:
             return
-        found: list[BatchInfo] = []
-        if adopt:
-            found, _ = self._api.list_batches(input_file_ids=part.file_id, limit=1)
-        if found:
-            info = found[0]
-            logger.debug("job %s: adopting batch %s", self._state.job_id, info.id)
-        else:
-            st = self._state
-            meta = {
-                "ds_name": f"dashscope-embed {st.job_id} part {part.index}",
-                "ds_description": f"{part.row_count} rows of {st.model} from {part.start}",
-            }
-            info = self._api.create_batch(
-                part.file_id, endpoint=ENDPOINT, window=st.completion_window, metadata=meta
-            )
+        st = self._state
+        meta = {
+            "ds_name": f"dashscope-embed {st.job_id} part {part.index}",
+            "ds_description": f"{part.row_count} rows of {st.model} from {part.start}",
+        }
+        info = self._api.create_batch(
+            part.file_id, endpoint=ENDPOINT, window=st.completion_window, metadata=meta, adopt=adopt
+        )
         part.batch_id = info.id
-        self._update(part, info)
+        part.update(info)
         self._save()
         self._emit("created", part)
 
     # -- polling and results --------------------------------------------------------------------
 
     def poll(self) -> BatchStatus:
-        """Refresh every open batch once; download the results of those that have ended."""
+        """Refresh every open batch once; download the results of those that have ended. Once
+        every batch is written the ``.partial`` output is moved onto the output path."""
         for part in self._state.parts:
             if part.downloaded:
                 continue
@@ -305,7 +314,7 @@ class BatchJob:
                 continue
             info = self._api.get_batch(part.batch_id)
             changed = info.status != part.status
-            self._update(part, info)
+            part.update(info)
             if changed:
                 self._save()
                 self._emit("status", part)
@@ -318,6 +327,8 @@ class BatchJob:
                     sleep=self._sleep,
                 )
                 self._emit("downloaded", part)
+        if self._state.planned and all(p.downloaded for p in self._state.parts):
+            self._results.finish()  # (an empty job gets its (0, dim) file here)
         return self.status(refresh=False)
 
     def wait(
@@ -348,10 +359,9 @@ class BatchJob:
                 if on_progress is not None:
                     on_progress(status)
                 if status.finished:
-                    self._results.open(None)  # an empty job still gets its (0, dim) file
-                    if self._state.finished:  # (False if the output had been deleted)
-                        break
-                    continue
+                    break
+                if all(p.terminal for p in self._state.parts):
+                    continue  # the output had been deleted: download everything again now
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"job {self.job_id} is still running; resume it later")
                 quiet = status.processed_rows == before.processed_rows
@@ -385,7 +395,7 @@ class BatchJob:
         if refresh:
             for part in st.parts:
                 if part.batch_id is not None and not part.terminal:
-                    self._update(part, self._api.get_batch(part.batch_id))
+                    part.update(self._api.get_batch(part.batch_id))
             self._save()
         return BatchStatus(
             st.job_id,
@@ -405,7 +415,7 @@ class BatchJob:
                     info = self._api.cancel_batch(part.batch_id)
                 except BadRequestError:  # it ended meanwhile: nothing left to cancel
                     info = self._api.get_batch(part.batch_id)
-                self._update(part, info)
+                part.update(info)
         self._save()
         return self.status(refresh=False)
 
@@ -420,13 +430,6 @@ class BatchJob:
             sum(p.tokens for p in st.parts),
             st.finished,
         )
-
-    def _update(self, part: Part, info: BatchInfo) -> None:
-        part.status = info.status
-        part.output_file_id = info.output_file_id
-        part.error_file_id = info.error_file_id
-        part.completed_lines = info.completed
-        part.failed_lines = info.failed
 
     def _save(self) -> None:
         save_state(self._path, self._state)

@@ -111,41 +111,50 @@ class CompatApi:
     def _send(self, what: str, send: Callable[[], httpx.Response]) -> httpx.Response:
         attempt = 0
         while True:
-            try:
-                resp = send()
-            except httpx.TransportError as exc:
-                timeout = isinstance(exc, httpx.TimeoutException)
-                if attempt >= self._policy.max_retries:
-                    kind = APITimeoutError if timeout else APIConnectionError
-                    raise kind(f"{what}: {type(exc).__name__}: {exc}") from exc
-                delay = self._policy.delay(attempt)
-                logger.debug(
-                    "%s: %s, retry %d in %.2fs", what, type(exc).__name__, attempt + 1, delay
-                )
-            else:
-                if resp.status_code < 400:
-                    return resp
-                resp.read()
-                error = make_status_error(
-                    resp.status_code,
-                    parse_error_body(resp.content, resp.headers),
-                    retry_after=parse_retry_after(resp.headers),
-                )
-                if attempt >= self._policy.max_retries or not self._policy.should_retry_status(
-                    error
-                ):
-                    raise error
-                throttled = isinstance(error, RateLimitError)
-                hint = error.retry_after if isinstance(error, RateLimitError) else None
-                delay = self._policy.delay(attempt, retry_after=hint, throttled=throttled)
-                logger.debug(
-                    "%s: HTTP %d, retry %d in %.2fs", what, error.status, attempt + 1, delay
-                )
-            self._sleep(delay)
+            outcome = self._attempt(what, send, attempt)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            self._sleep(outcome)
             attempt += 1
 
+    def _attempt(
+        self, what: str, send: Callable[[], httpx.Response], attempt: int
+    ) -> httpx.Response | float:
+        """One try: the answer, or the delay before the next try (the policy decides).
+
+        Raises:
+            APIConnectionError, APIStatusError: not retryable, or no retry left.
+        """
+        try:
+            resp = send()
+        except httpx.TransportError as exc:
+            timeout = isinstance(exc, httpx.TimeoutException)
+            if attempt >= self._policy.max_retries:
+                kind = APITimeoutError if timeout else APIConnectionError
+                raise kind(f"{what}: {type(exc).__name__}: {exc}") from exc
+            delay = self._policy.delay(attempt)
+            logger.debug("%s: %s, retry %d in %.2fs", what, type(exc).__name__, attempt + 1, delay)
+            return delay
+        if resp.status_code < 400:
+            return resp
+        resp.read()
+        error = make_status_error(
+            resp.status_code,
+            parse_error_body(resp.content, resp.headers),
+            retry_after=parse_retry_after(resp.headers),
+        )
+        if attempt >= self._policy.max_retries or not self._policy.should_retry_status(error):
+            raise error
+        throttled = isinstance(error, RateLimitError)
+        hint = error.retry_after if isinstance(error, RateLimitError) else None
+        delay = self._policy.delay(attempt, retry_after=hint, throttled=throttled)
+        logger.debug("%s: HTTP %d, retry %d in %.2fs", what, error.status, attempt + 1, delay)
+        return delay
+
     def _json(self, what: str, send: Callable[[], httpx.Response]) -> Any:
-        resp = self._send(what, send)
+        return self._decode(what, self._send(what, send))
+
+    def _decode(self, what: str, resp: httpx.Response) -> Any:
         try:
             return loads(resp.content)
         except ValueError as exc:
@@ -202,20 +211,49 @@ class CompatApi:
     # -- batches ------------------------------------------------------------------------------
 
     def create_batch(
-        self, input_file_id: str, *, endpoint: str, window: str, metadata: Mapping[str, str]
+        self,
+        input_file_id: str,
+        *,
+        endpoint: str,
+        window: str,
+        metadata: Mapping[str, str],
+        adopt: bool = False,
     ) -> BatchInfo:
-        """``POST /batches``."""
+        """``POST /batches``, at most one batch per input file.
+
+        A create that timed out or failed with a 5xx may still have been carried out, so before
+        every retry (and first of all with ``adopt``, for a file whose create may have been sent
+        by a process that died) the file's batch is looked up and used if it exists: a lost
+        answer never bills the same input twice.
+        """
         body = {
             "input_file_id": input_file_id,
             "endpoint": endpoint,
             "completion_window": window,
             "metadata": dict(metadata),
         }
-        doc = self._json(
-            f"create batch for {input_file_id}",
-            lambda: self._http.post(f"{self._base}/batches", headers=self._headers, json=body),
-        )
-        return BatchInfo.from_json(doc)
+        what = f"create batch for {input_file_id}"
+        attempt = 0
+        while True:
+            if adopt or attempt:
+                found = self.find_batch(input_file_id)
+                if found is not None:
+                    logger.debug("%s: adopting %s, created before", what, found.id)
+                    return found
+            outcome = self._attempt(
+                what,
+                lambda: self._http.post(f"{self._base}/batches", headers=self._headers, json=body),
+                attempt,
+            )
+            if isinstance(outcome, httpx.Response):
+                return BatchInfo.from_json(self._decode(what, outcome))
+            self._sleep(outcome)
+            attempt += 1
+
+    def find_batch(self, input_file_id: str) -> BatchInfo | None:
+        """The batch created for ``input_file_id``, if any (``GET /batches?input_file_ids=``)."""
+        found, _ = self.list_batches(input_file_ids=input_file_id, limit=1)
+        return found[0] if found else None
 
     def get_batch(self, batch_id: str) -> BatchInfo:
         """``GET /batches/{id}``."""

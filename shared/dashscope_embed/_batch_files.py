@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ._errors import InvalidInputError
 from ._wire import dumps, loads
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "parse_custom_id",
     "parse_result_line",
     "subtract_rows",
+    "verify_input",
 ]
 
 #: The Batch ``endpoint`` (and every line's ``url``) for embeddings.
@@ -47,6 +49,7 @@ MAX_FILE_BYTES = 500 * 1024 * 1024
 MAX_LINE_BYTES = 6 * 1024 * 1024
 
 _CUSTOM_ID = re.compile(r"(\d+)\+(\d+)")
+_END = object()  # end of an input iterator
 
 
 def custom_id(start: int, count: int) -> str:
@@ -240,6 +243,43 @@ def _failed(
     if not code:
         code = f"http_{status}" if isinstance(status, int) else "unknown_error"
     return LineResult(start, count, None, 0, code, message or "(no message)", rid)
+
+
+def verify_input(
+    texts: Iterable[object], spans: Sequence[tuple[int, int, str]]
+) -> Iterator[tuple[int, str]]:
+    """Yield ``(row, text)`` for the whole input while proving it is the job's input.
+
+    ``spans`` are the job's contiguous parts in order, ``(start, stop, sha256 of their texts)``,
+    covering rows ``0 .. total-1``. A part's digest is checked once its last row is read, so the
+    proof is complete only when the generator is exhausted: consume it all before acting on it.
+
+    Raises:
+        InvalidInputError: a non-string, a text that differs, or an input shorter or longer than
+            the job's (``rule="resume_mismatch"``).
+    """
+    it = iter(texts)
+    row = 0
+    for start, stop, sha256 in spans:
+        digest = TextDigest()
+        for row in range(start, stop):
+            text = next(it, _END)
+            if not isinstance(text, str):
+                why = "ends" if text is _END else f"has a {type(text).__name__}"
+                raise _mismatch(f"the input {why} at row {row}; the job has {spans[-1][1]} rows")
+            digest.update(text)
+            yield row, text
+        row = stop
+        if digest.hexdigest() != sha256:
+            raise _mismatch(f"rows {start}..{stop - 1} differ from the ones the job sent")
+    if next(it, _END) is not _END:
+        raise _mismatch(f"the input has more than the job's {row} rows")
+
+
+def _mismatch(what: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{what}: give the job's own input (same texts, same order)", rule="resume_mismatch"
+    )
 
 
 def chunk_rows(texts: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:

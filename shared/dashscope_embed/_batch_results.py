@@ -1,6 +1,10 @@
 """Writing a Batch job's results: each finished batch's output and error files are streamed,
 line by line, into the job's ``.npy``; rows without a vector get NaN and a recorded reason.
 
+Until every batch is written the rows go to ``<output>.partial`` (created all NaN, so a row not
+yet downloaded reads NaN, never 0.0); :meth:`ResultWriter.finish` moves it onto the output
+path once the job is complete. A file at the output path is therefore always a finished job.
+
 Writes are idempotent (a row always lands at its own offset), so a download interrupted by a
 lost connection or a killed process is simply done again.
 """
@@ -8,6 +12,7 @@ lost connection or a killed process is simply done again.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +30,7 @@ from ._batch_files import (
 from ._batch_state import JobState, Part
 from ._errors import APIConnectionError, DashScopeError
 from ._models import get_model
-from ._sinks import NpyWriter
+from ._sinks import NpyWriter, commit, partial_path
 
 __all__ = ["ResultWriter"]
 
@@ -128,13 +133,25 @@ class ResultWriter:
                 seen[where] = True
         return failures, tokens, seen
 
+    @property
+    def partial(self) -> Path:
+        """Where rows are written until the job is complete."""
+        return partial_path(self._state.output)
+
     def open(self, dim: int | None) -> NpyWriter:
-        """The output, created at its full size on first use (reopened on a resumed job)."""
+        """The ``.partial`` output, created (all NaN) on first use, reopened on a resumed job.
+
+        A finished output reopened for more rows (a retry of failed rows) goes back to
+        ``.partial`` until the job is complete again. If neither file exists any more, every
+        part is downloaded again (downloads are free).
+        """
         st = self._state
         if self._writer is None:
-            out = Path(st.output)
-            if st.dimension_out is not None and out.exists():
-                self._writer = NpyWriter.reopen(out)
+            out, partial = Path(st.output), self.partial
+            if st.dimension_out is not None and not partial.exists() and out.exists():
+                os.replace(out, partial)
+            if st.dimension_out is not None and partial.exists():
+                self._writer = NpyWriter.reopen(partial)
             else:
                 if st.dimension_out is not None:  # output deleted: fetch every result again
                     for part in st.parts:
@@ -142,7 +159,7 @@ class ResultWriter:
                     st.failures = []
                 spec = get_model(st.model, kind="text")
                 size = dim or st.dimension or spec.default_dimension
-                self._writer = NpyWriter(out, size, rows=st.total_rows or 0)
+                self._writer = NpyWriter(partial, size, rows=st.total_rows or 0)
                 st.dimension_out = size
                 self._save()
         if dim is not None and dim != self._writer.dim:
@@ -150,6 +167,22 @@ class ResultWriter:
                 f"the server returned {dim}-d vectors; this job's output holds {self._writer.dim}"
             )
         return self._writer
+
+    def finish(self) -> bool:
+        """Move the complete ``.partial`` onto the output path (call once every part is
+        downloaded). Returns whether the job is finished: ``False`` if the output had been
+        deleted and its parts must be downloaded again."""
+        st = self._state
+        out = Path(st.output)
+        written = st.dimension_out is not None  # (else a file at ``out`` is not this job's)
+        if written and self._writer is None and out.exists() and not self.partial.exists():
+            return st.finished  # already moved in place
+        self.open(None)
+        if not st.finished:
+            return False
+        self.close()
+        commit(self.partial, out)
+        return True
 
     def close(self) -> None:
         if self._writer is not None:

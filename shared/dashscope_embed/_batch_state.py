@@ -14,21 +14,52 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._batch_files import MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_FILE, BatchFailure
 from ._errors import InvalidInputError
 from ._models import get_model
 from ._plan import TextOptions, validate_text_options
 
-__all__ = ["STATE_VERSION", "TERMINAL", "JobState", "Part", "load_state", "new_state", "save_state"]
+if TYPE_CHECKING:
+    from ._batch_api import BatchInfo
+
+__all__ = [
+    "STATE_VERSION",
+    "TERMINAL",
+    "JobState",
+    "Part",
+    "check_window",
+    "load_state",
+    "new_state",
+    "save_state",
+]
 
 STATE_VERSION = 1
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+_WINDOW = re.compile(r"(\d+)([hd])")  # §5a.3: whole hours or days, 24h … 336h
+
+
+def check_window(window: object) -> str:
+    """A valid ``completion_window`` (``"24h"`` … ``"336h"``, or ``"1d"`` … ``"14d"``).
+
+    Raises:
+        InvalidInputError: anything else (``rule="completion_window"``), before any upload.
+    """
+    match = _WINDOW.fullmatch(window) if isinstance(window, str) else None
+    hours = int(match.group(1)) * (24 if match.group(2) == "d" else 1) if match else 0
+    if not 24 <= hours <= 336:
+        raise InvalidInputError(
+            f"completion_window {window!r} is not allowed: use whole hours or days from 24h to "
+            "336h (1d to 14d)",
+            rule="completion_window",
+        )
+    return str(window)
 
 
 @dataclass
@@ -79,6 +110,14 @@ class Part:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def update(self, info: BatchInfo) -> None:
+        """Record what the server last said about the part's batch."""
+        self.status = info.status
+        self.output_file_id = info.output_file_id
+        self.error_file_id = info.error_file_id
+        self.completed_lines = info.completed
+        self.failed_lines = info.failed
 
 
 @dataclass
@@ -146,6 +185,15 @@ class JobState:
     def finished(self) -> bool:
         return self.planned and all(p.downloaded for p in self.parts)
 
+    def retry_rows(self) -> set[int]:
+        """Failed rows that are not already in a retry still running."""
+        pending = {r for p in self.parts if p.rows is not None and not p.downloaded for r in p.rows}
+        return {r for f in self.failures for r in f.rows()} - pending
+
+    def spans(self) -> list[tuple[int, int, str]]:
+        """``(start, stop, sha256)`` of the contiguous parts: the proof of the job's input."""
+        return [(p.start, p.stop, p.sha256) for p in self.parts if p.rows is None]
+
 
 def new_state(
     *,
@@ -161,8 +209,10 @@ def new_state(
     """The state of a new job, after checking every option against the model and the limits.
 
     Raises:
-        InvalidInputError: a dimension the model does not offer, or a limit out of range.
+        InvalidInputError: a dimension the model does not offer, a limit out of range, or a
+            completion window outside 24h … 336h.
     """
+    check_window(completion_window)
     spec = get_model(model, kind="text")
     validate_text_options(TextOptions(model, "document", dimension, "dense"), spec, region=None)
     size = rows_per_line or spec.max_batch_size

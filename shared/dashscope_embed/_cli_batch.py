@@ -11,9 +11,17 @@ from pathlib import Path
 from ._batch import BatchJob, BatchStatus
 from ._batch_api import list_batches
 from ._batch_state import TERMINAL
-from ._cli_common import EXIT_FAILED_ROWS, EXIT_OK, add_client_args, make_client, say
+from ._cli_common import (
+    EXIT_FAILED_ROWS,
+    EXIT_OK,
+    EXIT_PENDING,
+    add_client_args,
+    make_client,
+    say,
+)
 from ._cli_io import CliError
 from ._client import DashScopeClient
+from ._sinks import partial_path
 
 __all__ = ["build_parser", "main"]
 
@@ -34,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="the account's recent batches (last 30 days)")
     listing.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
     listing.add_argument("--status", default=None, help="comma-separated statuses to keep")
-    download = sub.add_parser("download", help="write the results of finished batches")
+    download = sub.add_parser(
+        "download",
+        help="write the results of finished batches (exit 4 while the job is still running)",
+    )
     download.add_argument("state", type=Path, help="the job's state file")
     download.add_argument("--wait", action="store_true", help="poll until every batch has ended")
     download.add_argument("--poll-interval", type=float, default=5.0, help="first poll delay (5 s)")
@@ -120,12 +131,19 @@ def main(argv: Sequence[str]) -> int:
         else:
             job.poll()
             report = job.report()
-    state = "finished" if report.finished else "still running"
+    if not report.finished:
+        say(
+            f"job {report.job_id} is still running: {report.succeeded - _pending(job)} of "
+            f"{report.total_rows} rows so far in {partial_path(report.output)} (rows not yet "
+            f"downloaded are NaN); {report.output} appears when every batch has ended. Run "
+            "this again later, or add --wait"
+        )
+        return EXIT_PENDING
     say(
-        f"job {report.job_id} {state}: {report.succeeded - _pending(job)} rows written to "
-        f"{report.output}, {report.failed_count} failed"
+        f"job {report.job_id} finished: {report.succeeded} rows written to {report.output}, "
+        f"{report.failed_count} failed"
     )
-    return EXIT_FAILED_ROWS if report.finished and report.failures else EXIT_OK
+    return EXIT_FAILED_ROWS if report.failures else EXIT_OK
 
 
 def _pending(job: BatchJob) -> int:

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from ._batch import BatchReport
-from ._batch_files import BatchFailure
 from ._cli_io import CliError
 from ._client import DashScopeClient
-from ._sinks import ids_path, iter_npy_chunks, open_sink
+from ._sinks import commit, ids_path, iter_npy_chunks, npy_shape, open_sink, partial_path
 
 __all__ = [
     "EMULATOR_HINT",
@@ -21,6 +20,7 @@ __all__ = [
     "EXIT_FAILED_ROWS",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_PENDING",
     "EXIT_USAGE",
     "add_client_args",
     "export_batch",
@@ -33,6 +33,7 @@ EXIT_OK = 0
 EXIT_API = 1  # the service (or the network) failed
 EXIT_USAGE = 2  # bad options, bad input, missing key: fix and run again
 EXIT_FAILED_ROWS = 3  # a batch job finished, but some rows have no vector
+EXIT_PENDING = 4  # a batch job has not finished: nothing final yet, run again later
 EXIT_INTERRUPTED = 130
 
 EMULATOR_HINT = (
@@ -100,36 +101,41 @@ def export_batch(
     ``<output>.errors.jsonl`` (returned, or ``None`` when every row has a vector).
 
     The job's ``.npy`` is read in chunks (no memory map); ``.jsonl``/``.parquet`` rows of failed
-    inputs carry ``error`` instead of a vector, ``.npy`` rows hold NaN.
+    inputs carry ``error`` instead of a vector, ``.npy`` rows hold NaN. Every file is written as
+    ``.partial`` and moved in place when complete; an empty job still gets its (empty) file.
     """
-    errors = _errors_by_row(report.failures)
     if output.suffix.lower() == ".npy" and output.resolve() == report.output.resolve():
         if ids is not None:
-            with open(ids_path(output), "w", encoding="utf-8") as fh:
+            target = ids_path(output)
+            with open(partial_path(target), "w", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in ids)
+            commit(partial_path(target), target)
     else:
-        sink = None
+        _, dim = npy_shape(report.output)
+        sink = open_sink(output, dim=dim, rows=report.total_rows, with_ids=ids is not None)
         try:
+            failures = iter(report.failures)
+            failure = next(failures, None)
             for start, block in iter_npy_chunks(report.output, chunk):
-                if sink is None:
-                    sink = open_sink(
-                        output, dim=block.shape[1], rows=report.total_rows, with_ids=ids is not None
-                    )
                 rows = range(start, start + block.shape[0])
                 chunk_ids = [str(next(ids)) for _ in rows] if ids is not None else None
-                chunk_errors = [errors.get(r) for r in rows]
+                chunk_errors: list[str | None] = [None] * len(rows)
+                while failure is not None and failure.start < rows.stop:
+                    for row in range(max(failure.start, start), min(failure.stop, rows.stop)):
+                        chunk_errors[row - start] = f"{failure.code}: {failure.message}"
+                    if failure.stop > rows.stop:
+                        break  # it goes on in the next chunk
+                    failure = next(failures, None)
                 sink.write(chunk_ids, block, None, chunk_errors if any(chunk_errors) else None)
-        finally:
-            if sink is not None:
-                sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
     if not report.failures:
         return None
     path = output.with_name(output.name + ".errors.jsonl")
-    with open(path, "w", encoding="utf-8") as fh:
+    with open(partial_path(path), "w", encoding="utf-8") as fh:
         for row, code, message in report.errors_by_row():
             fh.write(json.dumps({"row": row, "code": code, "message": message}) + "\n")
+    commit(partial_path(path), path)
     return path
-
-
-def _errors_by_row(failures: tuple[BatchFailure, ...]) -> dict[int, str]:
-    return {row: f"{f.code}: {f.message}" for f in failures for row in f.rows()}

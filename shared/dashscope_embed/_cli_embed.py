@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ._batch import BatchJob, BatchStatus
 from ._batch_files import MAX_LINES_PER_FILE
+from ._batch_state import check_window
 from ._cli_common import (
     EXIT_FAILED_ROWS,
     EXIT_OK,
@@ -17,9 +18,10 @@ from ._cli_common import (
     make_client,
     say,
 )
-from ._cli_io import CliError, InputSpec, iter_records, scan
+from ._cli_io import CliError, InputSpec, iter_records, line_of, scan
+from ._errors import APIStatusError, DashScopeError, InvalidInputError
 from ._models import DEFAULT_TEXT_MODEL
-from ._sinks import FORMATS
+from ._sinks import FORMATS, partial_path
 from ._stream import DEFAULT_CHUNK_SIZE, embed_to_file
 from ._types import OutputType
 
@@ -135,10 +137,10 @@ def main(argv: Sequence[str]) -> int:
     bar = make_bar(args.progress, found.rows)
     try:
         with client:
-            txt_ids = found.id_field == "line"
             ids = None
             if found.id_field:
-                ids = (str(row_id) for row_id, _ in iter_records(spec, txt_ids=txt_ids))
+                line_ids = found.id_field == "line"
+                ids = (str(row_id) for row_id, _ in iter_records(spec, line_ids=line_ids))
             summary = embed_to_file(
                 client,
                 (t for _, t in iter_records(spec)),
@@ -153,6 +155,9 @@ def main(argv: Sequence[str]) -> int:
                 output_type=output_type,
                 instruct=args.instruct,
             )
+    except DashScopeError as exc:
+        _explain(exc, spec, args.output)
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -162,6 +167,20 @@ def main(argv: Sequence[str]) -> int:
         f"({summary.usage.total_tokens} tokens, {summary.usage.requests} requests)"
     )
     return EXIT_OK
+
+
+def _explain(exc: DashScopeError, spec: InputSpec, output: Path) -> None:
+    """Before a real-time error is printed: the file line of the input it names, and where the
+    rows written so far are (the output itself is only created by a complete run)."""
+    rows = exc.input_indices if isinstance(exc, APIStatusError) else ()
+    if isinstance(exc, InvalidInputError) and exc.index is not None:
+        rows = (exc.index,)
+    if len(rows) == 1:
+        line = line_of(spec, rows[0])
+        if line is not None:
+            say(f"input {rows[0]} is {spec.path}:{line}")
+    if partial_path(output).exists():
+        say(f"{output} was not written; the rows embedded so far are in {partial_path(output)}")
 
 
 def _batch(args: argparse.Namespace, spec: InputSpec) -> int:
@@ -181,6 +200,8 @@ def _batch(args: argparse.Namespace, spec: InputSpec) -> int:
             "OpenAI-compatible endpoint, which has no text_type/instruct/output_type and returns "
             "dense document vectors. Drop the option(s), or embed in real time (without --batch)."
         )
+    if not args.resume:
+        check_window(args.completion_window)  # before anything is uploaded or saved
     state = args.state or args.output.with_name(args.output.name + ".batch.json")
     vectors = (
         args.output
@@ -246,7 +267,7 @@ def _batch(args: argparse.Namespace, spec: InputSpec) -> int:
                 bar.close()
     ids = None
     if found.id_field:
-        ids = (row_id for row_id, _ in iter_records(spec, txt_ids=found.id_field == "line"))
+        ids = (row_id for row_id, _ in iter_records(spec, line_ids=found.id_field == "line"))
     errors_path = export_batch(report, args.output, ids)
     say(
         f"batch job {report.job_id}: {report.succeeded} of {report.total_rows} rows embedded to "

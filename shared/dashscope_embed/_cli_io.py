@@ -14,9 +14,9 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["CliError", "InputSpec", "Scan", "iter_records", "scan"]
+__all__ = ["CliError", "InputSpec", "Scan", "iter_records", "line_of", "scan"]
 
 INPUT_FORMATS = (".txt", ".jsonl", ".csv")
 
@@ -33,7 +33,8 @@ class InputSpec:
         path: The input file.
         field: JSONL key / CSV column holding the text.
         id_field: JSONL key / CSV column holding the row id; ``None``: ``"id"`` if present.
-        skip_empty: Skip empty texts instead of failing (ids keep the alignment).
+        skip_empty: Skip empty texts instead of failing (ids keep the alignment: the file's
+            ids, or line numbers when it has none).
     """
 
     path: Path
@@ -62,15 +63,18 @@ class Scan:
 
 
 def _raw(spec: InputSpec) -> Iterator[tuple[int, str | None, object]]:
-    """``(line or row number, id, text value)`` for every record, before checks."""
+    """``(line number, id, text value)`` for every record, before checks (a CSV record's number
+    is the line it starts on)."""
     kind = spec.kind
     if not spec.path.is_file():
         raise CliError(f"input file not found: {spec.path}")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(spec.path, encoding="utf-8-sig", newline="" if kind == "csv" else None) as fh:
+    # newline="\n": a line ends at "\n" only (a lone "\r" is part of the text); CSV: the csv
+    # module reads "\r\n" and quoted newlines itself (newline="")
+    with open(spec.path, encoding="utf-8-sig", newline="" if kind == "csv" else "\n") as fh:
         if kind == "txt":
             for number, line in enumerate(fh, start=1):
-                yield number, str(number), line.rstrip("\r\n")
+                yield number, None, _chomp(line)
         elif kind == "jsonl":
             id_field = spec.id_field
             for number, line in enumerate(fh, start=1):
@@ -91,22 +95,53 @@ def _raw(spec: InputSpec) -> Iterator[tuple[int, str | None, object]]:
                     id_field = "id" if "id" in doc else ""
                 yield number, _id(spec, number, doc, id_field), doc[spec.field]
         else:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            if spec.field not in header:
-                columns = ", ".join(header) or "none"
+            yield from _csv_records(spec, fh)
+
+
+def _chomp(line: str) -> str:
+    """The line without its ``\n`` or ``\r\n`` (nothing else is stripped)."""
+    if line.endswith("\n"):
+        line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+    return line
+
+
+def _csv_records(spec: InputSpec, fh: IO[str]) -> Iterator[tuple[int, str | None, object]]:
+    """CSV records, parsed strictly: a quote left open is an error naming its line, never a
+    field that swallows the rest of the file. Blank lines are skipped."""
+    reader = csv.reader(fh, strict=True)
+
+    def records() -> Iterator[tuple[int, list[str]]]:
+        while True:
+            number = reader.line_num + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
                 raise CliError(
-                    f"{spec.path}: no column {spec.field!r} (columns: {columns}); "
-                    "choose one with --field"
-                )
-            id_field = (
-                spec.id_field if spec.id_field is not None else ("id" if "id" in header else "")
-            )
-            if id_field and id_field not in header:
-                raise CliError(f"{spec.path}: no id column {id_field!r}")
-            for row in reader:
-                number = reader.line_num
-                yield number, _id(spec, number, row, id_field), row.get(spec.field)
+                    f"{spec.path}:{number}: malformed CSV ({exc}); check the quoting of the "
+                    "record that starts on this line (a quote left open?)"
+                ) from None
+            if record:
+                yield number, record
+
+    rows = records()
+    header = next(rows, (0, []))[1]
+    if spec.field not in header:
+        columns = ", ".join(header) or "none"
+        raise CliError(
+            f"{spec.path}: no column {spec.field!r} (columns: {columns}); choose one with --field"
+        )
+    id_field = spec.id_field
+    if id_field is None:
+        id_field = "id" if "id" in header else ""
+    if id_field and id_field not in header:
+        raise CliError(f"{spec.path}: no id column {id_field!r}")
+    for number, record in rows:
+        doc = dict(zip(header, record, strict=False))  # a short record lacks the last columns
+        yield number, _id(spec, number, doc, id_field), doc.get(spec.field)
 
 
 def _id(spec: InputSpec, number: int, doc: dict[str, Any], id_field: str) -> str | None:
@@ -137,12 +172,14 @@ def _text(spec: InputSpec, number: int, value: object) -> str | None:
 def scan(spec: InputSpec) -> Scan:
     """Check every record; count rows.
 
+    ``id_field`` is the id column/key when the file has ids; else ``"line"`` when texts are
+    skipped (line numbers become the ids, so rows stay aligned with the input); else ``None``.
+
     Raises:
-        CliError: a missing file, bad JSON, a missing field/column, a non-string or empty text,
-            naming the file and line.
+        CliError: a missing file, bad JSON or CSV, a missing field/column, a non-string or
+            empty text, naming the file and line.
     """
     rows = skipped = 0
-    id_field: str | None = None
     has_ids = False
     for number, row_id, value in _raw(spec):
         if _text(spec, number, value) is None:
@@ -150,19 +187,33 @@ def scan(spec: InputSpec) -> Scan:
             continue
         rows += 1
         has_ids = has_ids or row_id is not None
-    if spec.kind == "txt":
-        id_field = "line" if skipped else None
-    elif has_ids:
+    id_field: str | None = None
+    if has_ids:
         id_field = spec.id_field or "id"
+    elif skipped:
+        id_field = "line"
     return Scan(rows, id_field, skipped)
 
 
-def iter_records(spec: InputSpec, *, txt_ids: bool = False) -> Iterator[tuple[str | None, str]]:
-    """``(id, text)`` per row, streaming (ids of a ``.txt`` are line numbers when ``txt_ids``)."""
+def iter_records(spec: InputSpec, *, line_ids: bool = False) -> Iterator[tuple[str | None, str]]:
+    """``(id, text)`` per row, streaming; with ``line_ids`` a record without an id gets its
+    line number (see :func:`scan`)."""
     for number, row_id, value in _raw(spec):
         text = _text(spec, number, value)
         if text is None:
             continue
-        if spec.kind == "txt" and not txt_ids:
-            row_id = None
+        if row_id is None and line_ids:
+            row_id = str(number)
         yield row_id, text
+
+
+def line_of(spec: InputSpec, row: int) -> int | None:
+    """The line number of input row ``row`` (skipped texts not counted), ``None`` past the end."""
+    index = 0
+    for number, _, value in _raw(spec):
+        if _text(spec, number, value) is None:
+            continue
+        if index == row:
+            return number
+        index += 1
+    return None

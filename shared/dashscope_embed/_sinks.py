@@ -6,7 +6,13 @@ writer seeks and writes instead, so it serves both the in-order real-time stream
 path, whose results arrive file by file and line by line in any order.
 
 Every ``.npy`` written here has a fixed 128-byte header (a valid NPY 1.0 header padded with
-spaces), so a stream of unknown length can rewrite its shape in place when it closes.
+spaces), so a stream of unknown length can rewrite its shape in place when it closes. A ``.npy``
+of known size starts as all NaN: a row that was never written reads NaN, never a plausible 0.0.
+
+Outputs are written to ``<path>.partial`` in the same directory and moved onto ``path``
+(``os.replace``, atomic) only by :meth:`Sink.close` once every row is in; :meth:`Sink.abort` (a
+failed run) leaves the ``.partial`` readable beside an untouched ``path``. A file at ``path``
+is therefore always complete.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ __all__ = [
     "NpyWriter",
     "ParquetSink",
     "Sink",
+    "commit",
     "ids_path",
     "open_sink",
+    "partial_path",
     "read_npy_rows",
     "require",
 ]
@@ -38,6 +46,7 @@ __all__ = [
 FORMATS = (".npy", ".jsonl", ".parquet")
 _HEADER_BYTES = 128
 _MAGIC = b"\x93NUMPY\x01\x00"
+_FILL_BYTES = 1 << 18  # NaN written per call when a .npy is created (bounded memory)
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -58,6 +67,19 @@ def require(module: str, extra: str) -> Any:
         ) from None
 
 
+def partial_path(path: str | os.PathLike[str]) -> Path:
+    """Where ``path`` is written until it is complete: ``<path>.partial``, same directory."""
+    p = Path(path)
+    return p.with_name(p.name + ".partial")
+
+
+def commit(partial: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Make a finished ``.partial`` the final file: fsync it, then ``os.replace`` (atomic)."""
+    with open(partial, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(partial, final)
+
+
 def _header(rows: int, dim: int) -> bytes:
     text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}"
     body = text.ljust(_HEADER_BYTES - len(_MAGIC) - 2 - 1) + "\n"
@@ -67,12 +89,13 @@ def _header(rows: int, dim: int) -> bytes:
 class NpyWriter:
     """A float32 ``(rows, dim)`` ``.npy`` file written chunk by chunk, without memory-mapping.
 
-    With ``rows`` known the file is created at full size (sparse on most file systems) and
-    :meth:`write` may fill any rows in any order; with ``rows=None`` rows are appended with
-    :meth:`append` and the header gets the final count on :meth:`close`.
+    With ``rows`` known the file is created at full size, every row NaN, and :meth:`write` may
+    fill any rows in any order (rows never written stay NaN); with ``rows=None`` rows are
+    appended with :meth:`append` and the header gets the final count on :meth:`close`.
 
     Args:
-        path: The ``.npy`` file to create (replaced if it exists).
+        path: The ``.npy`` file to create (replaced if it exists). Callers that must not leave a
+            half-written file at the final path pass a :func:`partial_path` and :func:`commit`.
         dim: Vector dimension.
         rows: Total rows, or ``None`` for a stream of unknown length.
     """
@@ -84,8 +107,17 @@ class NpyWriter:
         self._appended = 0
         self._fh: IO[bytes] = open(self.path, "w+b")  # noqa: SIM115 - closed in close()
         self._fh.write(_header(rows or 0, self.dim))
-        if rows is not None:
-            self._fh.truncate(_HEADER_BYTES + rows * self.dim * 4)
+        if rows:
+            self._fill_nan(rows)
+
+    def _fill_nan(self, rows: int) -> None:
+        """Write ``rows`` NaN rows after the header, a bounded block at a time."""
+        total = rows * self.dim
+        block = np.full(min(total, _FILL_BYTES // 4), np.nan, dtype="<f4")
+        while total:
+            n = min(total, block.size)
+            self._fh.write(block[:n].data)
+            total -= n
 
     @classmethod
     def reopen(cls, path: str | os.PathLike[str]) -> NpyWriter:
@@ -183,17 +215,25 @@ class Sink(Protocol):
         errors: Sequence[str | None] | None = None,
     ) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Finish the file and move it onto its final path (every row is in)."""
+
+    def abort(self) -> None:
+        """Finish the file but leave it as ``<path>.partial`` (the run failed)."""
 
 
 class _NpySink:
-    """``.npy`` dense vectors, plus ``<stem>.ids.jsonl`` when ids are given."""
+    """``.npy`` dense vectors, plus ``<stem>.ids.jsonl`` when ids are given (both ``.partial``
+    until :meth:`close`)."""
 
     def __init__(self, path: Path, dim: int, rows: int | None, with_ids: bool) -> None:
-        self._writer = NpyWriter(path, dim, rows=rows)
+        self._path = path
+        self._writer = NpyWriter(partial_path(path), dim, rows=rows)
         self._at = 0
         self._ids: IO[str] | None = (
-            open(ids_path(path), "w", encoding="utf-8") if with_ids else None  # noqa: SIM115
+            open(partial_path(ids_path(path)), "w", encoding="utf-8")  # noqa: SIM115
+            if with_ids
+            else None
         )
 
     def write(
@@ -213,10 +253,16 @@ class _NpySink:
         if self._ids is not None and ids is not None:
             self._ids.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in ids)
 
-    def close(self) -> None:
+    def abort(self) -> None:
         self._writer.close()
         if self._ids is not None:
             self._ids.close()
+
+    def close(self) -> None:
+        self.abort()
+        if self._ids is not None:
+            commit(partial_path(ids_path(self._path)), ids_path(self._path))
+        commit(self._writer.path, self._path)
 
 
 def _sparse_json(vec: SparseVector) -> dict[str, list[int] | list[float]]:
@@ -232,7 +278,8 @@ class JsonlSink:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._path = Path(path)
+        self._fh: IO[bytes] = open(partial_path(path), "wb")  # noqa: SIM115 - closed in close()
 
     def write(
         self,
@@ -259,8 +306,12 @@ class JsonlSink:
             lines.append(dumps(row) + b"\n")
         self._fh.write(b"".join(lines))
 
+    def abort(self) -> None:
+        self._fh.close()
+
     def close(self) -> None:
         self._fh.close()
+        commit(partial_path(self._path), self._path)
 
 
 class ParquetSink:
@@ -285,7 +336,8 @@ class ParquetSink:
         fields.append(pa.field("error", pa.string()))
         self._schema = pa.schema(fields)
         self._dim = dim
-        self._writer = pq.ParquetWriter(str(path), self._schema)
+        self._path = Path(path)
+        self._writer = pq.ParquetWriter(str(partial_path(path)), self._schema)
 
     def write(
         self,
@@ -315,8 +367,12 @@ class ParquetSink:
         columns["error"] = pa.array(errs, pa.string())
         self._writer.write_table(pa.table(columns, schema=self._schema))
 
+    def abort(self) -> None:
+        self._writer.close()
+
     def close(self) -> None:
         self._writer.close()
+        commit(partial_path(self._path), self._path)
 
 
 def _rows(*parts: object) -> int:
@@ -334,7 +390,8 @@ def open_sink(
     sparse: bool = False,
     with_ids: bool = False,
 ) -> Sink:
-    """A writer chosen by the file suffix: ``.npy``, ``.jsonl`` or ``.parquet``.
+    """A writer chosen by the file suffix: ``.npy``, ``.jsonl`` or ``.parquet``; it writes
+    ``<path>.partial`` and moves it onto ``path`` on :meth:`Sink.close`.
 
     Raises:
         ValueError: an unknown suffix, or sparse output to ``.npy``.

@@ -11,6 +11,8 @@ For a job you can wait on (hours) and pay half for, use the Batch API instead (:
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
@@ -19,8 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._client import AsyncDashScopeClient, DashScopeClient
+from ._errors import APIConnectionError, APIStatusError, DashScopeError, InvalidInputError
 from ._models import DEFAULT_TEXT_MODEL
-from ._sinks import open_sink, require
+from ._sinks import Sink, open_sink, require
 from ._types import EmbeddingResult, OutputType, TextType, Usage
 
 __all__ = [
@@ -38,6 +41,46 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 2048
 
 T = TypeVar("T")
+
+_INPUT_REF = re.compile(r"\binput (\d+)\b")
+
+
+def shift_error(exc: DashScopeError, start: int) -> DashScopeError:
+    """Move the positions an error names from its chunk to the whole input, in place.
+
+    ``embed_texts`` numbers inputs within the call; a stream calls it per chunk, so
+    ``index`` / ``input_indices`` / ``partial.rows`` (and the "input N" the message quotes) get
+    the chunk's first row added. The exception keeps its type, fields and traceback.
+    """
+    if start == 0:
+        return exc
+    if isinstance(exc, InvalidInputError) and exc.index is not None:
+        named = {exc.index}
+        exc.index += start
+        exc.args = (_renumber(str(exc), named, start), *exc.args[1:])
+    elif isinstance(exc, APIStatusError):
+        named = set(exc.input_indices)
+        exc.input_indices = tuple(i + start for i in exc.input_indices)
+        exc.message = _renumber(exc.message, named, start)
+        exc.args = (exc._describe(),)
+    elif isinstance(exc, APIConnectionError):
+        named = set(exc.input_indices)
+        exc.input_indices = tuple(i + start for i in exc.input_indices)
+        exc.args = (_renumber(str(exc), named, start), *exc.args[1:])
+    if exc.partial is not None:
+        rows = tuple(r + start for r in exc.partial.rows)
+        exc.partial = dataclasses.replace(exc.partial, rows=rows)
+    return exc
+
+
+def _renumber(message: str, named: set[int], start: int) -> str:
+    """``input N`` → ``input N+start`` for the positions the error names (and no other number)."""
+
+    def sub(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        return f"input {n + start}" if n in named else match.group(0)
+
+    return _INPUT_REF.sub(sub, message)
 
 
 def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -69,20 +112,25 @@ def iter_embeddings(
         on_progress: Called with the number of rows finished after each request.
 
     Raises:
-        InvalidInputError: a bad text in the current chunk (its ``index`` is relative to the
-            chunk; add ``start`` of the chunk being read, or see the message).
+        InvalidInputError: a bad text (its ``index`` is its position in the whole input).
+        APIStatusError: as ``embed_texts`` raises it, with ``input_indices`` (and
+            ``partial.rows``) positions in the whole input.
     """
     start = 0
     for chunk in _chunks(texts, chunk_size):
-        result = client.embed_texts(
-            chunk,
-            model=model,
-            text_type=text_type,
-            dimension=dimension,
-            output_type=output_type,
-            instruct=instruct,
-            on_progress=on_progress,
-        )
+        try:
+            result = client.embed_texts(
+                chunk,
+                model=model,
+                text_type=text_type,
+                dimension=dimension,
+                output_type=output_type,
+                instruct=instruct,
+                on_progress=on_progress,
+            )
+        except DashScopeError as exc:
+            shift_error(exc, start)
+            raise
         yield start, result
         start += len(chunk)
 
@@ -104,15 +152,19 @@ async def aiter_embeddings(
     chunk: list[str] = []
 
     async def flush(rows: list[str]) -> EmbeddingResult:
-        return await client.embed_texts(
-            rows,
-            model=model,
-            text_type=text_type,
-            dimension=dimension,
-            output_type=output_type,
-            instruct=instruct,
-            on_progress=on_progress,
-        )
+        try:
+            return await client.embed_texts(
+                rows,
+                model=model,
+                text_type=text_type,
+                dimension=dimension,
+                output_type=output_type,
+                instruct=instruct,
+                on_progress=on_progress,
+            )
+        except DashScopeError as exc:
+            shift_error(exc, start)
+            raise
 
     if isinstance(texts, AsyncIterable):
         async for text in texts:
@@ -177,11 +229,16 @@ def embed_to_file(
         n: Row count if known (sizes the progress bar; ``len(texts)`` is used when available).
         progress: ``True`` for a tqdm bar on stderr, or a callback taking rows finished.
 
+    The output is written to ``<path>.partial`` and moved onto ``path`` only once every row is
+    in. If the run fails, ``path`` is left as it was and ``<path>.partial`` keeps the rows
+    written so far (in a ``.npy`` every row not written is NaN).
+
     Returns:
         A :class:`StreamSummary` (rows written, dimension, usage).
 
     Raises:
-        ValueError: an unsupported suffix, or sparse output to ``.npy``.
+        ValueError: an unsupported suffix, sparse output to ``.npy``, or ``n`` rows expected
+            and another count read.
         ImportError: a missing optional dependency (tqdm, pyarrow), naming the pip command.
     """
     if n is None and isinstance(texts, Sized):
@@ -192,7 +249,7 @@ def embed_to_file(
     if Path(path).suffix.lower() == ".npy" and sparse:
         raise ValueError(".npy holds dense vectors only; write sparse output to .jsonl/.parquet")
     id_iter = iter(ids) if ids is not None else None
-    sink = None
+    sink: Sink | None = None
     usage = Usage()
     rows, dim = 0, None
     try:
@@ -222,13 +279,17 @@ def embed_to_file(
 
                 dim = get_model(model).default_dimension
             sink = open_sink(path, dim=dim, rows=0, sparse=sparse, with_ids=id_iter is not None)
+        if n is not None and rows != n:
+            raise ValueError(f"expected {n} rows (n=...), the input had {rows}")
+    except BaseException:
+        if sink is not None:  # keep what was paid for, as <path>.partial (missing rows NaN)
+            sink.abort()
+        raise
+    else:
+        sink.close()  # complete: only now does ``path`` appear
     finally:
-        if sink is not None:
-            sink.close()
         if bar is not None:
             bar.close()
-    if n is not None and rows != n:
-        raise ValueError(f"expected {n} rows (n=...), the input had {rows}")
     return StreamSummary(Path(path), rows, dim, usage, model)
 
 

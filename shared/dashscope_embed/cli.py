@@ -1,8 +1,9 @@
 """The ``dashscope-embed`` command line: ``embed``, ``batch`` and ``emulator``.
 
 Exit codes: 0 success; 1 the service or the network failed; 2 a problem to fix first (bad option,
-bad input file, missing API key); 3 a batch job finished but some rows have no vector (listed in
-``OUTPUT.errors.jsonl``); 130 interrupted.
+bad input file, a text the model rejects as too long, missing API key); 3 a batch job finished but
+some rows have no vector (listed in ``OUTPUT.errors.jsonl``); 4 a batch job has not finished yet
+(nothing final written: run the command again later); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -45,7 +46,13 @@ def _run(command: str, rest: list[str]) -> int:
     """Run ``embed``/``batch``, turning every expected failure into a message and an exit code."""
     from ._cli_common import EMULATOR_HINT, EXIT_API, EXIT_INTERRUPTED, EXIT_USAGE, say
     from ._cli_io import CliError
-    from ._errors import APIConnectionError, APIStatusError, ConfigurationError, DashScopeError
+    from ._errors import (
+        APIConnectionError,
+        APIStatusError,
+        ConfigurationError,
+        DashScopeError,
+        InputTooLongError,
+    )
 
     prog = f"dashscope-embed {command}"
     try:
@@ -59,8 +66,9 @@ def _run(command: str, rest: list[str]) -> int:
     except ConfigurationError as exc:
         say(f"{prog}: {exc}\n{EMULATOR_HINT}")
         return EXIT_USAGE
-    except (CliError, ValueError, FileExistsError, ImportError) as exc:
-        # InvalidInputError is a ValueError: a bad option or text, found before any request
+    except (CliError, ValueError, FileExistsError, ImportError, InputTooLongError) as exc:
+        # InvalidInputError is a ValueError: a bad option or text, found before any request;
+        # a text over the model's token limit is bad input too, though the server finds it
         say(f"{prog}: {exc}")
         return EXIT_USAGE
     except (APIStatusError, APIConnectionError, DashScopeError, TimeoutError) as exc:

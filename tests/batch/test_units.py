@@ -179,14 +179,16 @@ def test_state_round_trips_atomically(tmp_path: Path) -> None:
 
 
 def test_npy_writer_random_and_append(tmp_path: Path) -> None:
-    """Rows written in any order, or appended with the count fixed on close, load with numpy."""
+    """Rows written in any order, or appended with the count fixed on close, load with numpy; a
+    row never written reads NaN, not 0.0."""
     with NpyWriter(tmp_path / "r.npy", 3, rows=4) as w:
         w.write(2, np.ones((2, 3)))
         w.write(0, np.full((1, 3), 2.0))
     arr = np.load(tmp_path / "r.npy")
     assert arr.dtype == np.float32
     assert arr.shape == (4, 3)
-    np.testing.assert_array_equal(arr[:, 0], [2, 0, 1, 1])
+    np.testing.assert_array_equal(arr[:, 0], [2, np.nan, 1, 1])
+    assert np.isnan(arr[1]).all()
     with NpyWriter(tmp_path / "a.npy", 2) as w:
         for i in range(3):
             w.append(np.full((i + 1, 2), i, dtype=np.float32))
