@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
-from dashscope_embed import AsyncDashScopeClient, DashScopeClient
+from dashscope_embed import DashScopeClient, Usage
 
 from ._runtime import Runtime
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 try:
     from langchain_core.utils import secret_from_env
@@ -28,7 +31,9 @@ class DashScopeFields(BaseModel):
     """Connection and vector options common to every LangChain class of this package.
 
     Frozen: the core client is built from these fields once, at construction, so a later change
-    would silently do nothing.
+    would silently do nothing. ``model_copy(update=...)``, ``copy`` and ``deepcopy`` therefore
+    build a new, validated instance with its own clients, usage and sparse cache (an injected
+    ``http_client`` is shared); a pickled copy keeps the key and options, not injected clients.
     """
 
     model_config = ConfigDict(
@@ -90,10 +95,57 @@ class DashScopeFields(BaseModel):
             "max_retries": self.max_retries,
             "max_concurrency": self.max_concurrency,
         }
-        client = DashScopeClient(key, http_client=self.http_client, **conf)
-        validate(client)
+        self._rt = Runtime(
+            key,
+            conf,
+            self.http_client,
+            self.http_async_client,
+            sparse_cache_size=sparse_cache_size,
+        )
+        validate(self._rt.client)
 
-        def make_async() -> AsyncDashScopeClient:
-            return AsyncDashScopeClient(key, http_client=self.http_async_client, **conf)
+    @property
+    def usage(self) -> Usage:
+        """Usage summed over every call of this instance (tokens, image tokens, requests)."""
+        return self._rt.usage
 
-        self._rt = Runtime(client, make_async, sparse_cache_size=sparse_cache_size)
+    @property
+    def last_usage(self) -> Usage:
+        """Usage of the most recent call that finished."""
+        return self._rt.last_usage
+
+    def reset_usage(self) -> None:
+        """Set :attr:`usage` and :attr:`last_usage` back to zero."""
+        self._rt.reset_usage()
+
+    def close(self) -> None:
+        """Close the sync connection pool (a client passed as ``http_client`` stays open)."""
+        self._rt.client.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async connection pool now (it also closes at loop end)."""
+        await self._rt.aclose()
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A new instance from these fields plus ``update``, validated, with a runtime of its own.
+
+        Pydantic's copy would share the core clients, so a changed ``base_url``, ``region`` or
+        ``timeout`` would be ignored, usage would be summed across copies and the sparse cache
+        would be shared. ``deep`` changes nothing: every field is immutable or a shared resource.
+        """
+        data: dict[str, Any] = {name: getattr(self, name) for name in type(self).model_fields}
+        if update and "api_key" in update:
+            del data["dashscope_api_key"]
+        return type(self)(**{**data, **(update or {})})
+
+    def __copy__(self) -> Self:
+        return self.model_copy()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        return self.model_copy()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        # Injected httpx clients hold locks and sockets: an unpickled copy opens its own pools.
+        state["__dict__"] = {**state["__dict__"], "http_client": None, "http_async_client": None}
+        return state

@@ -2,31 +2,36 @@
 
 Why a separate object: the LangChain classes are pydantic models whose fields are the public,
 vector-changing options. Everything here is mutable, holds the key (inside the core clients) or
-is bound to an event loop, so it lives behind one private attribute.
+is bound to an event loop, so it lives behind one private attribute. It pickles as the key and
+the connection options only (no locks, no pools): a copy opens its own.
 
-The async core client is created per running event loop: an ``httpx.AsyncClient`` binds its
-pooled connections to the loop that first used them, and ``asyncio.run`` (or pytest-asyncio)
-gives each run a fresh loop. Clients of loops that have since closed are dropped.
+The async core clients live in a :class:`~dashscope_embed._loops.LoopClients`: one per running
+event loop, closed while that loop shuts down.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
 
 from dashscope_embed import (
     AsyncDashScopeClient,
     DashScopeClient,
     EmbeddingResult,
-    OutputType,
     SparseVector,
     TextType,
     Usage,
 )
+from dashscope_embed._loops import LoopClients
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "Space"]
+
+#: What a sparse vector depends on besides its text: (model, dimension, instruct, text_type).
+Space = tuple[str, int | None, str | None, TextType]
 
 
 class Runtime:
@@ -34,37 +39,41 @@ class Runtime:
 
     def __init__(
         self,
-        client: DashScopeClient,
-        make_async: Callable[[], AsyncDashScopeClient],
+        key: str | None,
+        conf: dict[str, Any],
+        http_client: httpx.Client | None = None,
+        http_async_client: httpx.AsyncClient | None = None,
         *,
         sparse_cache_size: int,
     ) -> None:
-        self.client = client
-        self._make_async = make_async
-        self._async: dict[asyncio.AbstractEventLoop, AsyncDashScopeClient] = {}
+        self.client = DashScopeClient(key, http_client=http_client, **conf)
+        self._key = self.client.config.api_key  # resolved: argument > DASHSCOPE_API_KEY
+        self._conf = conf
+        self._async = LoopClients(
+            lambda: AsyncDashScopeClient(self._key, http_client=http_async_client, **conf)
+        )
         self._lock = threading.Lock()
         self._usage = Usage()
         self._last = Usage()
-        self._sparse: OrderedDict[tuple[str, TextType], SparseVector] = OrderedDict()
+        self._sparse: OrderedDict[tuple[Space, str], SparseVector] = OrderedDict()
         self._sparse_size = sparse_cache_size
 
-    def async_client(self) -> AsyncDashScopeClient:
+    def __getstate__(self) -> dict[str, Any]:
+        # Locks, pools and injected httpx clients cannot be pickled (or shared across processes).
+        return {"key": self._key, "conf": self._conf, "sparse_cache_size": self._sparse_size}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            state["key"], state["conf"], sparse_cache_size=state["sparse_cache_size"]
+        )
+
+    async def async_client(self) -> AsyncDashScopeClient:
         """The async core client of the running event loop (created on first use)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            for stale in [lp for lp in self._async if lp.is_closed()]:
-                del self._async[stale]
-            client = self._async.get(loop)
-            if client is None:
-                client = self._async[loop] = self._make_async()
-        return client
+        return await self._async.get()
 
     async def aclose(self) -> None:
-        """Close the async client of the running loop (others close with their loops)."""
-        with self._lock:
-            client = self._async.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        """Close the async client of the running loop (others close as their loops shut down)."""
+        await self._async.aclose()
 
     @property
     def usage(self) -> Usage:
@@ -81,27 +90,22 @@ class Runtime:
             self._usage = self._last = Usage()
 
     def record(
-        self,
-        texts: Sequence[str],
-        text_type: TextType,
-        output_type: OutputType,
-        result: EmbeddingResult,
+        self, result: EmbeddingResult, *, texts: Sequence[str] = (), space: Space | None = None
     ) -> EmbeddingResult:
-        """Add the call's usage; keep the sparse half of a ``dense&sparse`` call for the view."""
+        """Add the call's usage; with a ``space``, keep the sparse halves for the sparse view."""
         with self._lock:
             self._usage = self._usage + result.usage
             self._last = result.usage
-            if output_type != "dense&sparse" or not result.sparse or self._sparse_size <= 0:
+            if space is None or not result.sparse or self._sparse_size <= 0:
                 return result
             for text, vector in zip(texts, result.sparse, strict=True):
-                key = (text, text_type)
-                self._sparse[key] = vector.merged()
-                self._sparse.move_to_end(key)
+                self._sparse[(space, text)] = vector.merged()
+                self._sparse.move_to_end((space, text))
             while len(self._sparse) > self._sparse_size:
                 self._sparse.popitem(last=False)
         return result
 
-    def cached_sparse(self, texts: Sequence[str], text_type: TextType) -> list[SparseVector | None]:
+    def cached_sparse(self, texts: Sequence[str], space: Space) -> list[SparseVector | None]:
         """The kept sparse vector of each text, or ``None`` where it has to be fetched."""
         with self._lock:
-            return [self._sparse.get((t, text_type)) if isinstance(t, str) else None for t in texts]
+            return [self._sparse.get((space, t)) if isinstance(t, str) else None for t in texts]

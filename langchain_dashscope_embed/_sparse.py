@@ -60,7 +60,7 @@ class SparseBase:
         if isinstance(texts, (str, bytes)):  # the core rejects it, with its clear error, unsent
             self.source._rt.client.embed_texts(texts)
         texts = list(texts)
-        found = self.source._rt.cached_sparse(texts, text_type)
+        found = self.source._rt.cached_sparse(texts, self.source._space(text_type))
         return found, [t for t, v in zip(texts, found, strict=True) if v is None]
 
 

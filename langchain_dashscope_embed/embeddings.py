@@ -12,10 +12,10 @@ from dashscope_embed import (
     EmbeddingResult,
     OutputType,
     TextType,
-    Usage,
 )
 
 from ._base import DashScopeFields
+from ._runtime import Space
 
 try:
     from langchain_core.embeddings import Embeddings
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from .qdrant import DashScopeSparseEmbeddings
 
 __all__ = ["DashScopeEmbeddings"]
-
-_RENAMED = {"dimensions": "dimension", "model_name": "model", "instruct": "query_instruct"}
 
 
 class DashScopeEmbeddings(DashScopeFields, Embeddings):
@@ -85,19 +83,27 @@ class DashScopeEmbeddings(DashScopeFields, Embeddings):
             "max_batch_size": self.max_batch_size,
         }
 
+    def _space(self, text_type: TextType) -> Space:
+        """The sparse cache's key prefix: a cached vector is only served to the same space."""
+        instruct = self.query_instruct if text_type == "query" else None
+        return (self.model, self.dimension, instruct, text_type)
+
     def _embed(
         self, texts: Sequence[str], text_type: TextType, output_type: OutputType | None = None
     ) -> EmbeddingResult:
         out = output_type or self.output_type
         result = self._rt.client.embed_texts(texts, **self._options(text_type, out))
-        return self._rt.record(texts, text_type, out, result)
+        space = self._space(text_type) if out == "dense&sparse" else None
+        return self._rt.record(result, texts=texts, space=space)
 
     async def _aembed(
         self, texts: Sequence[str], text_type: TextType, output_type: OutputType | None = None
     ) -> EmbeddingResult:
         out = output_type or self.output_type
-        result = await self._rt.async_client().embed_texts(texts, **self._options(text_type, out))
-        return self._rt.record(texts, text_type, out, result)
+        client = await self._rt.async_client()
+        result = await client.embed_texts(texts, **self._options(text_type, out))
+        space = self._space(text_type) if out == "dense&sparse" else None
+        return self._rt.record(result, texts=texts, space=space)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed corpus texts (``text_type="document"``), one plain-float vector per text."""
@@ -138,30 +144,8 @@ class DashScopeEmbeddings(DashScopeFields, Embeddings):
 
         return DashScopeSparseEmbeddings(source=self)
 
-    @property
-    def usage(self) -> Usage:
-        """Token usage summed over every call of this instance (thread-safe)."""
-        return self._rt.usage
-
-    @property
-    def last_usage(self) -> Usage:
-        """Token usage of the most recent call that finished."""
-        return self._rt.last_usage
-
-    def reset_usage(self) -> None:
-        """Set :attr:`usage` and :attr:`last_usage` back to zero."""
-        self._rt.reset_usage()
-
     def cache_namespace(self, kind: Literal["document", "query"] = "document") -> str:
         """A cache-key prefix naming this instance's vector space (see :mod:`.cache`)."""
         from .cache import cache_namespace
 
         return cache_namespace(self, kind)
-
-    def close(self) -> None:
-        """Close the sync connection pool (a client passed as ``http_client`` stays open)."""
-        self._rt.client.close()
-
-    async def aclose(self) -> None:
-        """Close the running loop's async connection pool."""
-        await self._rt.aclose()

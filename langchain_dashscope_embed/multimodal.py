@@ -11,7 +11,6 @@ from dashscope_embed import (
     Image,
     InvalidInputError,
     MultimodalInput,
-    Usage,
 )
 
 from ._base import DashScopeFields
@@ -23,8 +22,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(_HINT) from exc
 
 __all__ = ["DashScopeMultimodalEmbeddings"]
-
-_RENAMED = {"dimensions": "dimension", "model_name": "model", "instruct": "query_instruct"}
 
 
 class DashScopeMultimodalEmbeddings(DashScopeFields, Embeddings):
@@ -80,14 +77,14 @@ class DashScopeMultimodalEmbeddings(DashScopeFields, Embeddings):
 
     def _embed(self, inputs: Sequence[MultimodalInput], *, query: bool = False) -> EmbeddingResult:
         result = self._rt.client.embed_multimodal(inputs, **self._options(query=query))
-        return self._rt.record([], "document", "dense", result)
+        return self._rt.record(result)
 
     async def _aembed(
         self, inputs: Sequence[MultimodalInput], *, query: bool = False
     ) -> EmbeddingResult:
-        client = self._rt.async_client()
+        client = await self._rt.async_client()
         result = await client.embed_multimodal(inputs, **self._options(query=query))
-        return self._rt.record([], "document", "dense", result)
+        return self._rt.record(result)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed texts into the multimodal space, one plain-float vector per text."""
@@ -120,28 +117,6 @@ class DashScopeMultimodalEmbeddings(DashScopeFields, Embeddings):
     async def aembed_image(self, uris: list[str]) -> list[list[float]]:
         """Async :meth:`embed_image` on the core's asyncio client."""
         return (await self._aembed(_images(uris))).tolist()
-
-    @property
-    def usage(self) -> Usage:
-        """Usage summed over every call of this instance (tokens, image tokens, requests)."""
-        return self._rt.usage
-
-    @property
-    def last_usage(self) -> Usage:
-        """Usage of the most recent call that finished."""
-        return self._rt.last_usage
-
-    def reset_usage(self) -> None:
-        """Set :attr:`usage` and :attr:`last_usage` back to zero."""
-        self._rt.reset_usage()
-
-    def close(self) -> None:
-        """Close the sync connection pool (a client passed as ``http_client`` stays open)."""
-        self._rt.client.close()
-
-    async def aclose(self) -> None:
-        """Close the running loop's async connection pool."""
-        await self._rt.aclose()
 
 
 def _texts(texts: Sequence[str]) -> Sequence[str]:

@@ -3,9 +3,9 @@
 It is mixed in *before* the LlamaIndex base (``class X(DashScopeSettings, BaseEmbedding)``).
 Public fields are the options that change the vectors plus the endpoint, so ``to_dict()``
 round-trips them; transport knobs are excluded (changing a timeout must not invalidate an
-``IngestionPipeline`` cache). Everything is validated once, at construction, by the core: an
-empty ``embed_texts`` call checks model, dimension, output_type, instruct and region and sends
-nothing. Every hook goes through ``_embed`` / ``_aembed``.
+``IngestionPipeline`` cache). Everything is validated at construction and on assignment (see
+``_endpoint``) by the core: an empty ``embed_texts`` call checks model, dimension, output_type,
+instruct and region and sends nothing. Every hook goes through ``_embed`` / ``_aembed``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import httpx
-from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import Field, model_validator
 
 from dashscope_embed import (
     EmbeddingResult,
@@ -23,7 +22,8 @@ from dashscope_embed import (
     get_model,
 )
 
-from ._runtime import Runtime, RuntimeAccessors
+from ._endpoint import EndpointMixin
+from ._runtime import Runtime
 
 #: ``auto``: queries are sent as ``query`` and texts as ``document`` (the retrieval setup);
 #: ``document`` / ``query``: every text is sent with that type (symmetric tasks).
@@ -31,7 +31,7 @@ TextTypePolicy = Literal["auto", "document", "query"]
 Role = Literal["query", "document"]
 
 
-class DashScopeSettings(RuntimeAccessors, BaseModel):
+class DashScopeSettings(EndpointMixin):
     """Options shared by the dense and sparse adapters (mixed in before the LlamaIndex base)."""
 
     model_name: str  # redeclared with its default by each concrete class
@@ -49,8 +49,6 @@ class DashScopeSettings(RuntimeAccessors, BaseModel):
     timeout: float | None = Field(default=None, exclude=True)
     max_retries: int | None = Field(default=None, exclude=True)
     max_concurrency: int | None = Field(default=None, exclude=True)
-
-    _rt: Runtime = PrivateAttr()
 
     @model_validator(mode="before")
     @classmethod
@@ -76,47 +74,9 @@ class DashScopeSettings(RuntimeAccessors, BaseModel):
             )
         return self
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        http_client: httpx.Client | None = None,
-        async_http_client: httpx.AsyncClient | None = None,
-        **data: Any,
-    ) -> None:
-        """Resolve the key and endpoint once, pin the resolved endpoint, validate the options.
-
-        Args:
-            api_key: DashScope key; defaults to ``DASHSCOPE_API_KEY``. Kept private.
-            http_client: An ``httpx.Client`` for the sync hooks (tests, proxies); not closed.
-            async_http_client: An ``httpx.AsyncClient`` for the async hooks; not closed.
-            **data: The public fields.
-
-        Raises:
-            ConfigurationError: no key, an unknown region or a malformed base URL.
-            InvalidInputError: an option the model cannot take (dimension, instruct, sparse).
-            ValueError: ``embed_batch_size`` above the model's row limit.
-        """
-        super().__init__(**data)
-        options = {
-            "region": self.region,
-            "base_url": self.base_url,
-            "workspace": self.workspace,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_concurrency": self.max_concurrency,
-        }
-        self._rt = Runtime(api_key, options, http_client, async_http_client)
-        config = self._rt.sync.config
-        self.region, self.base_url = config.region, config.base_url
-        self.workspace = config.workspace
+    def _check_options(self, runtime: Runtime) -> None:
         # An empty call validates model, dimension, output_type, instruct and region; no request.
-        self._rt.sync.embed_texts([], **self._call_options("query"))
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # LlamaIndex's BaseComponent re-runs __init__ from the public fields, which would swap in
-        # whatever key the environment holds; restore the pickled runtime (and key) instead.
-        BaseModel.__setstate__(self, state)
+        runtime.sync.embed_texts([], **self._call_options("query"))
 
     def _text_type(self, role: Role) -> TextType:
         return role if self.text_type == "auto" else self.text_type
@@ -148,6 +108,6 @@ class DashScopeSettings(RuntimeAccessors, BaseModel):
         self, texts: Sequence[str], role: Role, output_type: OutputType | None = None
     ) -> EmbeddingResult:
         opts = self._call_options(role, output_type)
-        res = await self._rt.aclient().embed_texts(list(texts), **opts)
+        res = await (await self._rt.aclient()).embed_texts(list(texts), **opts)
         self._rt.record(res, text_type=opts["text_type"], output_type=opts["output_type"])
         return res

@@ -1,16 +1,15 @@
 """The private half of every adapter: the key, the core clients, the usage totals.
 
 The key lives only here, never in a pydantic field, so ``to_dict()``, ``to_payload()`` and every
-event stay clean. The sync client is built once; async clients are built per event loop, because
-an ``httpx.AsyncClient`` binds its pooled connections to the loop that first used them (two
-``asyncio.run(...)`` calls in a row would otherwise fail on the second).
+event stay clean. The sync client is built once per endpoint; async clients live in a
+:class:`~dashscope_embed._loops.LoopClients`, one per running event loop (an
+``httpx.AsyncClient`` binds its pooled connections to the loop that first used them), each closed
+while its loop shuts down.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from dashscope_embed import (
     TextType,
     Usage,
 )
+from dashscope_embed._loops import LoopClients
 
 from .usage import DashScopeUsageEvent
 
@@ -45,9 +45,10 @@ class Runtime:
         self.sync = DashScopeClient(api_key, http_client=http_client, **options)
         self._key = self.sync.config.api_key  # resolved: argument > DASHSCOPE_API_KEY
         self._options = options
-        self._async_http = async_http_client
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncDashScopeClient]
-        self._async = weakref.WeakKeyDictionary()
+        self._http, self._async_http = http_client, async_http_client
+        self._async = LoopClients(
+            lambda: AsyncDashScopeClient(self._key, http_client=async_http_client, **options)
+        )
         self._lock = threading.Lock()
         self.usage = Usage()
         self.last_usage: Usage | None = None
@@ -63,24 +64,19 @@ class Runtime:
         self.__init__(state["key"], state["options"])  # type: ignore[misc]
         self.usage = state["usage"]
 
-    def aclient(self) -> AsyncDashScopeClient:
+    def rebuild(self, options: dict[str, Any]) -> Runtime:
+        """A runtime for new endpoint options: same key, injected clients and usage totals."""
+        new = Runtime(self._key, options, self._http, self._async_http)
+        new.usage, new.last_usage = self.usage, self.last_usage
+        return new
+
+    async def aclient(self) -> AsyncDashScopeClient:
         """The async client of the running event loop, created on first use in that loop."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            client = self._async.get(loop)
-            if client is None:
-                client = AsyncDashScopeClient(
-                    self._key, http_client=self._async_http, **self._options
-                )
-                self._async[loop] = client
-            return client
+        return await self._async.get()
 
     async def aclose(self) -> None:
-        """Close the running loop's async client, if this loop made one."""
-        with self._lock:
-            client = self._async.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        """Close the running loop's async client now (it also closes as the loop shuts down)."""
+        await self._async.aclose()
 
     def record(self, res: EmbeddingResult, *, text_type: TextType | None, output_type: str) -> None:
         """Add a call's usage to the totals and announce it on the instrumentation bus."""

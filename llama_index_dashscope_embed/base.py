@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
+import httpx
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from dashscope_embed import DEFAULT_TEXT_MODEL, EmbeddingResult, OutputType, SparseVector
 
 from ._common import DashScopeSettings, Role
+from ._endpoint import EndpointMixin
 from ._runtime import fill_sparse
 from ._stash import SparseStash
 
@@ -58,6 +60,23 @@ class DashScopeEmbedding(DashScopeSettings, BaseEmbedding):
     num_workers: int | None = Field(default=8, description="Batches in flight (async batch).")
 
     _stash: SparseStash = PrivateAttr(default_factory=SparseStash)
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        **data: Any,
+    ) -> None:
+        """See ``EndpointMixin.__init__``; declared here so type checkers see ``api_key``."""
+        EndpointMixin.__init__(  # explicit: type checkers see the pydantic-synthesised one
+            self,
+            api_key=api_key,
+            http_client=http_client,
+            async_http_client=async_http_client,
+            **data,
+        )
 
     @classmethod
     def class_name(cls) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 from llama_index.core.base.embeddings.base import Embedding
-from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import Field, model_validator
 from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import ImageType
 
@@ -19,12 +19,13 @@ from dashscope_embed import (
     get_model,
 )
 
-from ._runtime import Runtime, RuntimeAccessors
+from ._endpoint import EndpointMixin
+from ._runtime import Runtime
 
 __all__ = ["DashScopeMultiModalEmbedding"]
 
 
-class DashScopeMultiModalEmbedding(RuntimeAccessors, MultiModalEmbedding):
+class DashScopeMultiModalEmbedding(EndpointMixin, MultiModalEmbedding):
     """Alibaba Cloud Model Studio (DashScope) multimodal embeddings for LlamaIndex.
 
     Images (``get_image_embedding*``) and texts (``get_query_embedding``,
@@ -67,7 +68,22 @@ class DashScopeMultiModalEmbedding(RuntimeAccessors, MultiModalEmbedding):
     max_concurrency: int | None = Field(default=None, exclude=True)
     num_workers: int | None = Field(default=8, description="Batches in flight (async batch).")
 
-    _rt: Runtime = PrivateAttr()
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        **data: Any,
+    ) -> None:
+        """See ``EndpointMixin.__init__``; declared here so type checkers see ``api_key``."""
+        EndpointMixin.__init__(  # explicit: type checkers see the pydantic-synthesised one
+            self,
+            api_key=api_key,
+            http_client=http_client,
+            async_http_client=async_http_client,
+            **data,
+        )
 
     @model_validator(mode="before")
     @classmethod
@@ -77,43 +93,9 @@ class DashScopeMultiModalEmbedding(RuntimeAccessors, MultiModalEmbedding):
             data = {**data, "embed_batch_size": get_model(name, kind="multimodal").max_batch_size}
         return data
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        http_client: httpx.Client | None = None,
-        async_http_client: httpx.AsyncClient | None = None,
-        **data: Any,
-    ) -> None:
-        """Resolve the key and endpoint once, pin the resolved endpoint, validate the options.
-
-        Raises:
-            ConfigurationError: no key, an unknown region or a malformed base URL.
-            InvalidInputError: an option the model cannot take (dimension, instruct, region).
-        """
-        super().__init__(**data)
-        options = {
-            "region": self.region,
-            "base_url": self.base_url,
-            "workspace": self.workspace,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-            "max_concurrency": self.max_concurrency,
-        }
-        self._rt = Runtime(api_key, options, http_client, async_http_client)
-        config = self._rt.sync.config
-        self.region, self.base_url, self.workspace = (
-            config.region,
-            config.base_url,
-            config.workspace,
-        )
+    def _check_options(self, runtime: Runtime) -> None:
         # An empty call validates model, region, dimension and instruct; nothing is sent.
-        self._rt.sync.embed_multimodal([], **self._options(query=True))
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # BaseComponent re-runs __init__ from the public fields, which would swap in whatever key
-        # the environment holds; restore the pickled runtime (and key) instead.
-        BaseModel.__setstate__(self, state)
+        runtime.sync.embed_multimodal([], **self._options(query=True))
 
     @classmethod
     def class_name(cls) -> str:
@@ -133,7 +115,8 @@ class DashScopeMultiModalEmbedding(RuntimeAccessors, MultiModalEmbedding):
     async def _aembed(
         self, inputs: Sequence[MultimodalInput], *, query: bool = False
     ) -> list[Embedding]:
-        res = await self._rt.aclient().embed_multimodal(inputs, **self._options(query=query))
+        client = await self._rt.aclient()
+        res = await client.embed_multimodal(inputs, **self._options(query=query))
         return self._record(res)
 
     def _record(self, res: EmbeddingResult) -> list[Embedding]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
+import httpx
 from llama_index.core.base.embeddings.base_sparse import BaseSparseEmbedding, SparseEmbedding
 from llama_index.core.bridge.pydantic import Field
 
 from dashscope_embed import DEFAULT_TEXT_MODEL, OutputType, SparseVector
 
 from ._common import DashScopeSettings, Role
+from ._endpoint import EndpointMixin
 from ._runtime import sparse_rows
 
 __all__ = [
@@ -54,6 +56,23 @@ class DashScopeSparseEmbedding(DashScopeSettings, BaseSparseEmbedding):
 
     model_name: str = Field(default=DEFAULT_TEXT_MODEL, description="DashScope model id.")
     num_workers: int | None = Field(default=8, description="Batches in flight (async batch).")
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        **data: Any,
+    ) -> None:
+        """See ``EndpointMixin.__init__``; declared here so type checkers see ``api_key``."""
+        EndpointMixin.__init__(  # explicit: type checkers see the pydantic-synthesised one
+            self,
+            api_key=api_key,
+            http_client=http_client,
+            async_http_client=async_http_client,
+            **data,
+        )
 
     @classmethod
     def class_name(cls) -> str:

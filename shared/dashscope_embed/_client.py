@@ -13,7 +13,6 @@ import contextlib
 import functools
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -348,9 +347,9 @@ class AsyncDashScopeClient(BaseClient):
             limits=httpx.Limits(max_connections=max(10, self._config.max_concurrency)),
         )
         self._sleep: Callable[[float], Any] = asyncio.sleep
-        self._slot_events: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
-            weakref.WeakKeyDictionary()
-        )
+        # One event per loop that waits for a slot. An Event holds its loop once waited on, so
+        # entries of closed loops are dropped by hand (a weak-keyed dict would never let go).
+        self._slot_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool (only if this client created it)."""
@@ -432,6 +431,8 @@ class AsyncDashScopeClient(BaseClient):
         loop = asyncio.get_running_loop()
         event = self._slot_events.get(loop)
         if event is None:
+            for stale in [lp for lp in self._slot_events if lp.is_closed()]:
+                del self._slot_events[stale]
             event = self._slot_events[loop] = asyncio.Event()
         return event
 
