@@ -253,9 +253,6 @@ class StatusRules:
             status,
             headers.get("x-request-id"),
         )
-        hint = parse_retry_after(headers)
-        if hint is not None:  # one cap for the batch's own wait and the throttle's pause
-            hint = min(hint, self.policy.max_delay)
         if status == 200:
             try:
                 return self._accept(batch, headers, body)
@@ -272,10 +269,12 @@ class StatusRules:
                     return Outcome("raise", error=err, status=status)
                 # HTTP 200 carrying a business error code (the service's "two-layer" errors):
                 # the same class, retry rule and message as if the status had said so.
+                hint = self._retry_hint(headers)
                 error = make_status_error(
                     200, business, input_indices=batch.indices, retry_after=hint
                 )
         else:
+            hint = self._retry_hint(headers)
             error = make_status_error(
                 status,
                 parse_error_body(body, headers),
@@ -287,6 +286,11 @@ class StatusRules:
         return replace(
             outcome, status=429 if isinstance(error, RateLimitError) else status, retry_after=pause
         )
+
+    def _retry_hint(self, headers: Mapping[str, str]) -> float | None:
+        """``Retry-After`` capped once, for the batch's own wait and the throttle's pause."""
+        hint = parse_retry_after(headers)
+        return None if hint is None else min(hint, self.policy.max_delay)
 
     def on_transport_error(
         self, batch: Batch, attempt: int, exc: Exception, *, timeout: bool

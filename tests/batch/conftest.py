@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
 from dashscope_embed import DashScopeClient
-from dashscope_embed.emulator import Emulator, EmulatorConfig
+from dashscope_embed.emulator import Emulator, EmulatorConfig, EmulatorServer, serve
 
 KEY = "sk-batch-test-0001"
 FILES = "/compatible-mode/v1/files"
@@ -65,3 +66,19 @@ def bclient(emu: Emulator) -> Iterator[DashScopeClient]:
 def count(emulator: Emulator, method: str, path: str) -> int:
     """Requests in the emulator's log with this method and exact path."""
     return sum(1 for r in emulator.requests if r.method == method and r.path == path)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorServer]:
+    """One loopback emulator per CLI test module; batches finish as soon as they are polled."""
+    with serve(config=EmulatorConfig(batch_speed=float("inf"))) as s:
+        yield s
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: EmulatorServer) -> Path:
+    """A key in the environment, a clean request log, and the test's folder as cwd."""
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    monkeypatch.chdir(tmp_path)
+    server.emulator.reset_stats()
+    return tmp_path

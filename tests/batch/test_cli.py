@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +20,6 @@ from .conftest import BATCHES, FILES, KEY, count
 pytestmark = pytest.mark.integration
 V4 = "text-embedding-v4"
 NATIVE = "/api/v1/services/embeddings/text-embedding/text-embedding"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    """One loopback emulator for the module; batches finish as soon as they are polled."""
-    with serve(config=EmulatorConfig(batch_speed=float("inf"))) as s:
-        yield s
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: EmulatorServer) -> Path:
-    """A key in the environment, a clean request log, and the test's folder as cwd."""
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    monkeypatch.chdir(tmp_path)
-    server.emulator.reset_stats()
-    return tmp_path
 
 
 def run(server: EmulatorServer, *argv: str) -> int:

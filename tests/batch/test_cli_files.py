@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +22,6 @@ from .conftest import BATCHES, FILES, KEY, count
 pytestmark = pytest.mark.integration
 V4 = "text-embedding-v4"
 NATIVE = "/api/v1/services/embeddings/text-embedding/text-embedding"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    with serve(config=EmulatorConfig(batch_speed=float("inf"))) as s:
-        yield s
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server: EmulatorServer) -> Path:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    monkeypatch.chdir(tmp_path)
-    server.emulator.reset_stats()
-    return tmp_path
 
 
 def run(server: EmulatorServer, *argv: str) -> int:
