@@ -20,8 +20,8 @@ import numpy as np
 
 from benchmarks._harness import EmulatorProcess, corpus, cpu_seconds, table
 from dashscope_embed import DashScopeClient
-from dashscope_embed._batch import BatchJob
-from dashscope_embed._stream import embed_to_npy
+from dashscope_embed.batch._job import BatchJob
+from dashscope_embed.io._stream import embed_to_npy
 
 
 def batch_run(url: str, texts: list[str], dim: int, folder: str) -> dict[str, float]:

@@ -42,7 +42,7 @@ def child(url: str, n: int, dim: int, chunk: int, concurrency: int) -> dict[str,
     import numpy as np
 
     from dashscope_embed import DashScopeClient
-    from dashscope_embed._stream import embed_to_npy
+    from dashscope_embed.io._stream import embed_to_npy
 
     client = DashScopeClient("sk-bench", base_url=url, max_concurrency=concurrency)
     baseline = rss_mb()

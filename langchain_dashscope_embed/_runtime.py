@@ -5,7 +5,7 @@ vector-changing options. Everything here is mutable, holds the key (inside the c
 is bound to an event loop, so it lives behind one private attribute. It pickles as the key and
 the connection options only (no locks, no pools): a copy opens its own.
 
-The async core clients live in a :class:`~dashscope_embed._loops.LoopClients`: one per running
+The async core clients live in a :class:`~dashscope_embed._engine._loops.LoopClients`: one per
 event loop, closed while that loop shuts down.
 """
 
@@ -26,7 +26,7 @@ from dashscope_embed import (
     TextType,
     Usage,
 )
-from dashscope_embed._loops import LoopClients
+from dashscope_embed._engine._loops import LoopClients
 
 __all__ = ["Runtime", "Space"]
 

@@ -2,7 +2,7 @@
 
 The key lives only here, never in a pydantic field, so ``to_dict()``, ``to_payload()`` and every
 event stay clean. The sync client is built once per endpoint; async clients live in a
-:class:`~dashscope_embed._loops.LoopClients`, one per running event loop (an
+:class:`~dashscope_embed._engine._loops.LoopClients`, one per running event loop (an
 ``httpx.AsyncClient`` binds its pooled connections to the loop that first used them), each closed
 while its loop shuts down.
 """
@@ -25,7 +25,7 @@ from dashscope_embed import (
     TextType,
     Usage,
 )
-from dashscope_embed._loops import LoopClients
+from dashscope_embed._engine._loops import LoopClients
 
 from .usage import DashScopeUsageEvent
 

@@ -14,11 +14,10 @@ Quick start::
 
 from __future__ import annotations
 
-from ._batch import BatchJob, BatchPartStatus, BatchReport, BatchStatus, embed_batch
-from ._batch_api import BatchInfo, list_batches
-from ._batch_files import BatchFailure
 from ._client import AsyncDashScopeClient, DashScopeClient
 from ._config import REGIONS, ClientConfig
+from ._engine._stats import ClientStats
+from ._engine._throttle import Throttle
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -36,13 +35,20 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._media import Fused, Image, MultiImages, MultimodalInput, Video
 from ._models import DEFAULT_TEXT_MODEL, MODELS, ModelSpec, get_model
-from ._multimodal import DEFAULT_MULTIMODAL_MODEL
-from ._stats import ClientStats
-from ._stream import StreamSummary, aiter_embeddings, embed_to_file, embed_to_npy, iter_embeddings
-from ._throttle import Throttle
 from ._types import EmbeddingResult, OutputType, PartialResult, SparseVector, TextType, Usage
+from .batch._api import BatchInfo, list_batches
+from .batch._files import BatchFailure
+from .batch._job import BatchJob, BatchPartStatus, BatchReport, BatchStatus, embed_batch
+from .io._stream import (
+    StreamSummary,
+    aiter_embeddings,
+    embed_to_file,
+    embed_to_npy,
+    iter_embeddings,
+)
+from .multimodal._job import DEFAULT_MULTIMODAL_MODEL
+from .multimodal._media import Fused, Image, MultiImages, MultimodalInput, Video
 
 __version__ = "0.1.0"
 

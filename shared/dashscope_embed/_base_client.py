@@ -12,11 +12,11 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ._config import ClientConfig, resolve_config
+from ._engine._job import Job, Outcome, TextJob, TextOptions, validate_text_options, validate_texts
+from ._engine._retry import RetryPolicy
+from ._engine._stats import ClientStats, StatsRecorder
+from ._engine._throttle import ExternalLimiter, Throttle
 from ._models import get_model
-from ._plan import Job, Outcome, TextJob, TextOptions, validate_text_options, validate_texts
-from ._retry import RetryPolicy
-from ._stats import ClientStats, StatsRecorder
-from ._throttle import ExternalLimiter, Throttle
 from ._types import EmbeddingResult, OutputType, TextType
 
 __all__ = ["BaseClient", "logger"]

@@ -21,13 +21,13 @@ from typing import Any
 import httpx
 
 from ._base_client import BaseClient
+from ._engine._job import Batch, Job, Outcome
+from ._engine._throttle import ExternalLimiter, Throttle
 from ._errors import DashScopeError
-from ._media import MultimodalInput, reads_local_data
 from ._models import DEFAULT_TEXT_MODEL
-from ._multimodal import multimodal_job
-from ._plan import Batch, Job, Outcome
-from ._throttle import ExternalLimiter, Throttle
 from ._types import EmbeddingResult, OutputType, TextType
+from .multimodal._job import multimodal_job
+from .multimodal._media import MultimodalInput, reads_local_data
 
 __all__ = ["AsyncDashScopeClient", "DashScopeClient"]
 

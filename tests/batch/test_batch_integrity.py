@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dashscope_embed import DashScopeClient, InvalidInputError
-from dashscope_embed._batch import BatchJob, BatchPartStatus
-from dashscope_embed._batch_state import check_window
+from dashscope_embed.batch._job import BatchJob, BatchPartStatus
+from dashscope_embed.batch._state import check_window
 from dashscope_embed.emulator import Emulator, text_vector
 from dashscope_embed.emulator._batches import batches_of
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dashscope_embed import AuthenticationError, ConfigurationError, InvalidInputError
-from dashscope_embed._batch import BatchJob, BatchPartStatus, embed_batch
-from dashscope_embed._batch_state import load_state
+from dashscope_embed.batch._job import BatchJob, BatchPartStatus, embed_batch
+from dashscope_embed.batch._state import load_state
 from dashscope_embed.emulator import Emulator, text_vector
 
 from .conftest import BATCHES, FILES, FakeClock, count, make_client, make_emulator

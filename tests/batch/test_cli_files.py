@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from dashscope_embed import cli
-from dashscope_embed._batch_files import BatchFailure
-from dashscope_embed._batch_report import BatchReport
-from dashscope_embed._cli_common import export_batch
-from dashscope_embed._sinks import NpyWriter
+from dashscope_embed.batch._files import BatchFailure
+from dashscope_embed.batch._report import BatchReport
+from dashscope_embed.cli._common import export_batch
 from dashscope_embed.emulator import EmulatorConfig, EmulatorServer, serve, text_vector
+from dashscope_embed.io._sinks import NpyWriter
 
 from .conftest import BATCHES, FILES, KEY, count
 

@@ -15,8 +15,13 @@ import numpy as np
 import pytest
 
 from dashscope_embed import AsyncDashScopeClient, DashScopeClient, EmbeddingResult
-from dashscope_embed._stream import aiter_embeddings, embed_to_file, embed_to_npy, iter_embeddings
 from dashscope_embed.emulator import Emulator, sparse_vector, text_vector
+from dashscope_embed.io._stream import (
+    aiter_embeddings,
+    embed_to_file,
+    embed_to_npy,
+    iter_embeddings,
+)
 
 from .conftest import KEY, make_client
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from dashscope_embed import AsyncDashScopeClient, InputTooLongError, InvalidInputError
-from dashscope_embed._stream import aiter_embeddings, embed_to_file, iter_embeddings
 from dashscope_embed.emulator import Emulator, text_vector
+from dashscope_embed.io._stream import aiter_embeddings, embed_to_file, iter_embeddings
 
 from .conftest import KEY, make_client
 

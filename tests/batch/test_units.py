@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dashscope_embed._batch_files import (
+from dashscope_embed.batch._files import (
     BatchFailure,
     add_failures,
     build_line,
@@ -16,8 +16,8 @@ from dashscope_embed._batch_files import (
     parse_result_line,
     subtract_rows,
 )
-from dashscope_embed._batch_state import JobState, Part, load_state, save_state
-from dashscope_embed._sinks import NpyWriter, open_sink, read_npy_rows
+from dashscope_embed.batch._state import JobState, Part, load_state, save_state
+from dashscope_embed.io._sinks import NpyWriter, open_sink, read_npy_rows
 
 
 def test_input_line_is_the_compatible_embeddings_body() -> None:

@@ -14,7 +14,7 @@ import pytest
 import pytest_socket
 
 from dashscope_embed import AsyncDashScopeClient, DashScopeClient, EmbeddingResult
-from dashscope_embed._throttle import Throttle
+from dashscope_embed._engine._throttle import Throttle
 
 KEY = "sk-unit-secret-123456"
 

@@ -23,7 +23,7 @@ from dashscope_embed import (
     get_model,
 )
 from dashscope_embed._config import resolve_config
-from dashscope_embed._throttle import Throttle
+from dashscope_embed._engine._throttle import Throttle
 
 from .conftest import KEY, Harness, error, ok_body
 from .test_units import FakeClock

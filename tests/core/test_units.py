@@ -16,8 +16,8 @@ from dashscope_embed import (
     SparseVector,
     get_model,
 )
-from dashscope_embed._retry import RetryPolicy
-from dashscope_embed._throttle import Throttle
+from dashscope_embed._engine._retry import RetryPolicy
+from dashscope_embed._engine._throttle import Throttle
 from dashscope_embed._wire import ErrorBody, make_status_error, parse_error_body, parse_retry_after
 
 EXPECTED_ALL = [

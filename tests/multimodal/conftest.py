@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 
 from dashscope_embed import AsyncDashScopeClient, DashScopeClient, EmbeddingResult
-from dashscope_embed._throttle import Throttle
+from dashscope_embed._engine._throttle import Throttle
 from dashscope_embed.emulator import Emulator
 from tests.conftest import TEST_KEY
 

@@ -20,8 +20,8 @@ from dashscope_embed import (
     MultiImages,
     Video,
 )
-from dashscope_embed._media import DATA_URI_LIMIT, sniff_format
 from dashscope_embed.emulator import Emulator
+from dashscope_embed.multimodal._media import DATA_URI_LIMIT, sniff_format
 
 from .conftest import Shell, contents, make_png
 

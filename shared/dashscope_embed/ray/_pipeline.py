@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from dashscope_embed import DEFAULT_TEXT_MODEL, OutputType, TextType, get_model
-from dashscope_embed._plan import TextOptions, validate_text_options
+from dashscope_embed._engine._job import TextOptions, validate_text_options
 from dashscope_embed.ray._embedder import DashScopeEmbedder, OnError
 from dashscope_embed.ray._shared import SharedQuota
 

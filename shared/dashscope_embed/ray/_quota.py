@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from dashscope_embed._throttle import Throttle, ThrottleSnapshot
+from dashscope_embed._engine._throttle import Throttle, ThrottleSnapshot
 
 __all__ = ["LeasedThrottle", "QuotaState", "QuotaStats", "Report"]
 

@@ -12,9 +12,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ._batch_files import MAX_LINE_BYTES, TextDigest, build_line
-from ._batch_state import Part
-from ._errors import InvalidInputError
+from dashscope_embed._errors import InvalidInputError
+
+from ._files import MAX_LINE_BYTES, TextDigest, build_line
+from ._state import Part
 
 __all__ = ["InputFile", "check_text", "pack_files", "verified"]
 

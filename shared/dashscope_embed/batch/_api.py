@@ -18,9 +18,14 @@ from typing import Any
 
 import httpx
 
-from ._client import DashScopeClient
-from ._errors import APIConnectionError, APIStatusError, APITimeoutError, RateLimitError
-from ._wire import loads, make_status_error, parse_error_body, parse_retry_after
+from dashscope_embed._client import DashScopeClient
+from dashscope_embed._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    RateLimitError,
+)
+from dashscope_embed._wire import loads, make_status_error, parse_error_body, parse_retry_after
 
 __all__ = ["BatchInfo", "CompatApi", "list_batches"]
 

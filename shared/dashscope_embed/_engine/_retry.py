@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ._errors import APIStatusError, RateLimitError
+from dashscope_embed._errors import APIStatusError, RateLimitError
 
 __all__ = ["NON_RETRYABLE_429_CODES", "RetryPolicy"]
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._batch_files import BatchFailure
-from ._batch_state import Part
+from ._files import BatchFailure
+from ._state import Part
 
 __all__ = ["BatchPartStatus", "BatchReport", "BatchStatus"]
 

@@ -8,10 +8,13 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._batch import BatchJob, BatchStatus
-from ._batch_api import list_batches
-from ._batch_state import TERMINAL
-from ._cli_common import (
+from dashscope_embed._client import DashScopeClient
+from dashscope_embed.batch._api import list_batches
+from dashscope_embed.batch._job import BatchJob, BatchStatus
+from dashscope_embed.batch._state import TERMINAL
+from dashscope_embed.io._sinks import partial_path
+
+from ._common import (
     EXIT_FAILED_ROWS,
     EXIT_OK,
     EXIT_PENDING,
@@ -19,9 +22,7 @@ from ._cli_common import (
     make_client,
     say,
 )
-from ._cli_io import CliError
-from ._client import DashScopeClient
-from ._sinks import partial_path
+from ._io import CliError
 
 __all__ = ["build_parser", "main"]
 

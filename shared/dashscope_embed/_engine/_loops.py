@@ -18,7 +18,7 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator, Callable
 
-from ._client import AsyncDashScopeClient
+from dashscope_embed._client import AsyncDashScopeClient
 
 __all__ = ["LoopClients"]
 

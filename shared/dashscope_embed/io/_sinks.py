@@ -26,8 +26,8 @@ from typing import IO, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._types import SparseVector
-from ._wire import dumps
+from dashscope_embed._types import SparseVector
+from dashscope_embed._wire import dumps
 
 __all__ = [
     "FORMATS",

@@ -9,10 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._batch import BatchReport
-from ._cli_io import CliError
-from ._client import DashScopeClient
-from ._sinks import commit, ids_path, iter_npy_chunks, npy_shape, open_sink, partial_path
+from dashscope_embed._client import DashScopeClient
+from dashscope_embed.batch._job import BatchReport
+from dashscope_embed.io._sinks import (
+    commit,
+    ids_path,
+    iter_npy_chunks,
+    npy_shape,
+    open_sink,
+    partial_path,
+)
+
+from ._io import CliError
 
 __all__ = [
     "EMULATOR_HINT",
@@ -80,7 +88,7 @@ def make_bar(mode: bool | None, total: int | None, *, unit: str = "text") -> Any
     """
     if mode is False or (mode is None and not sys.stderr.isatty()):
         return None
-    from ._stream import progress_bar
+    from dashscope_embed.io._stream import progress_bar
 
     try:
         return progress_bar(total, unit=unit)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import (
+from dashscope_embed._errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -26,10 +26,9 @@ from ._errors import (
     InvalidInputError,
     RateLimitError,
 )
-from ._models import ModelSpec
-from ._retry import RetryPolicy
-from ._types import EmbeddingResult, PartialResult, SparseVector, Usage
-from ._wire import (
+from dashscope_embed._models import ModelSpec
+from dashscope_embed._types import EmbeddingResult, PartialResult, SparseVector, Usage
+from dashscope_embed._wire import (
     TEXT_EMBEDDING_PATH,
     ProtocolError,
     build_text_body,
@@ -39,6 +38,8 @@ from ._wire import (
     parse_retry_after,
     parse_text_response,
 )
+
+from ._retry import RetryPolicy
 
 __all__ = [
     "Assembly",

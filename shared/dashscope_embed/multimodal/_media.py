@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol, Union, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
-from ._errors import InvalidInputError
-from ._models import ModelSpec
+from dashscope_embed._errors import InvalidInputError
+from dashscope_embed._models import ModelSpec
 
 __all__ = [
     "DATA_URI_LIMIT",

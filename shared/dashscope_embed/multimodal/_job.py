@@ -22,21 +22,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import (
+from dashscope_embed._engine._job import (
+    Assembly,
+    Batch,
+    Outcome,
+    StatusRules,
+    TextOptions,
+    validate_text_options,
+)
+from dashscope_embed._engine._retry import RetryPolicy
+from dashscope_embed._errors import (
     APIStatusError,
     BatchSizeError,
     InputTooLongError,
     InvalidInputError,
 )
+from dashscope_embed._models import MODELS, ModelSpec, get_model
+from dashscope_embed._types import EmbeddingResult, Usage
+from dashscope_embed._wire import ProtocolError, dense_from_lists, dumps, loads
+
 from ._media import Element, encode_inputs
-from ._models import MODELS, ModelSpec, get_model
-from ._plan import Assembly, Batch, Outcome, StatusRules, TextOptions, validate_text_options
-from ._retry import RetryPolicy
-from ._types import EmbeddingResult, Usage
-from ._wire import ProtocolError, dense_from_lists, dumps, loads
 
 if TYPE_CHECKING:
-    from ._base_client import BaseClient
+    from dashscope_embed._base_client import BaseClient
 
 __all__ = [
     "DEFAULT_MULTIMODAL_MODEL",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import InvalidInputError
-from ._wire import dumps, loads
+from dashscope_embed._errors import InvalidInputError
+from dashscope_embed._wire import dumps, loads
 
 __all__ = [
     "ENDPOINT",

@@ -20,11 +20,17 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._client import AsyncDashScopeClient, DashScopeClient
-from ._errors import APIConnectionError, APIStatusError, DashScopeError, InvalidInputError
-from ._models import DEFAULT_TEXT_MODEL
+from dashscope_embed._client import AsyncDashScopeClient, DashScopeClient
+from dashscope_embed._errors import (
+    APIConnectionError,
+    APIStatusError,
+    DashScopeError,
+    InvalidInputError,
+)
+from dashscope_embed._models import DEFAULT_TEXT_MODEL
+from dashscope_embed._types import EmbeddingResult, OutputType, TextType, Usage
+
 from ._sinks import Sink, open_sink, require
-from ._types import EmbeddingResult, OutputType, TextType, Usage
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -275,7 +281,7 @@ def embed_to_file(
         if sink is None:  # no texts: still leave a valid, empty file
             dim = dimension if output_type != "sparse" else None
             if Path(path).suffix.lower() == ".npy" and not dim:
-                from ._models import get_model
+                from dashscope_embed._models import get_model
 
                 dim = get_model(model).default_dimension
             sink = open_sink(path, dim=dim, rows=0, sparse=sparse, with_ids=id_iter is not None)

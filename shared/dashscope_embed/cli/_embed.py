@@ -6,10 +6,16 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._batch import BatchJob, BatchStatus
-from ._batch_files import MAX_LINES_PER_FILE
-from ._batch_state import check_window
-from ._cli_common import (
+from dashscope_embed._errors import APIStatusError, DashScopeError, InvalidInputError
+from dashscope_embed._models import DEFAULT_TEXT_MODEL
+from dashscope_embed._types import OutputType
+from dashscope_embed.batch._files import MAX_LINES_PER_FILE
+from dashscope_embed.batch._job import BatchJob, BatchStatus
+from dashscope_embed.batch._state import check_window
+from dashscope_embed.io._sinks import FORMATS, partial_path
+from dashscope_embed.io._stream import DEFAULT_CHUNK_SIZE, embed_to_file
+
+from ._common import (
     EXIT_FAILED_ROWS,
     EXIT_OK,
     add_client_args,
@@ -18,12 +24,7 @@ from ._cli_common import (
     make_client,
     say,
 )
-from ._cli_io import CliError, InputSpec, iter_records, line_of, scan
-from ._errors import APIStatusError, DashScopeError, InvalidInputError
-from ._models import DEFAULT_TEXT_MODEL
-from ._sinks import FORMATS, partial_path
-from ._stream import DEFAULT_CHUNK_SIZE, embed_to_file
-from ._types import OutputType
+from ._io import CliError, InputSpec, iter_records, line_of, scan
 
 __all__ = ["build_parser", "main"]
 

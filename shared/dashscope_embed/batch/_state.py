@@ -21,13 +21,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._batch_files import MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_FILE, BatchFailure
-from ._errors import InvalidInputError
-from ._models import get_model
-from ._plan import TextOptions, validate_text_options
+from dashscope_embed._engine._job import TextOptions, validate_text_options
+from dashscope_embed._errors import InvalidInputError
+from dashscope_embed._models import get_model
+
+from ._files import MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_FILE, BatchFailure
 
 if TYPE_CHECKING:
-    from ._batch_api import BatchInfo
+    from ._api import BatchInfo
 
 __all__ = [
     "STATE_VERSION",

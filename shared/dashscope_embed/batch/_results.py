@@ -19,18 +19,19 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ._batch_api import BatchInfo, CompatApi
-from ._batch_files import (
+from dashscope_embed._errors import APIConnectionError, DashScopeError
+from dashscope_embed._models import get_model
+from dashscope_embed.io._sinks import NpyWriter, commit, partial_path
+
+from ._api import BatchInfo, CompatApi
+from ._files import (
     BatchFailure,
     ResultLineError,
     add_failures,
     parse_result_line,
     subtract_rows,
 )
-from ._batch_state import JobState, Part
-from ._errors import APIConnectionError, DashScopeError
-from ._models import get_model
-from ._sinks import NpyWriter, commit, partial_path
+from ._state import JobState, Part
 
 __all__ = ["ResultWriter"]
 

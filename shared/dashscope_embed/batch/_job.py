@@ -21,15 +21,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ._batch_api import CompatApi
-from ._batch_files import ENDPOINT, MAX_FILE_BYTES, MAX_LINES_PER_FILE, chunk_rows, verify_input
-from ._batch_input import InputFile, check_text, pack_files, verified
-from ._batch_report import BatchPartStatus, BatchReport, BatchStatus
-from ._batch_results import ResultWriter
-from ._batch_state import JobState, Part, load_state, new_state, save_state
-from ._client import DashScopeClient
-from ._errors import BadRequestError, ConfigurationError, DashScopeError, InvalidInputError
-from ._models import DEFAULT_TEXT_MODEL
+from dashscope_embed._client import DashScopeClient
+from dashscope_embed._errors import (
+    BadRequestError,
+    ConfigurationError,
+    DashScopeError,
+    InvalidInputError,
+)
+from dashscope_embed._models import DEFAULT_TEXT_MODEL
+
+from ._api import CompatApi
+from ._files import ENDPOINT, MAX_FILE_BYTES, MAX_LINES_PER_FILE, chunk_rows, verify_input
+from ._input import InputFile, check_text, pack_files, verified
+from ._report import BatchPartStatus, BatchReport, BatchStatus
+from ._results import ResultWriter
+from ._state import JobState, Part, load_state, new_state, save_state
 
 __all__ = ["BatchJob", "BatchPartStatus", "BatchReport", "BatchStatus", "EventHook", "embed_batch"]
 

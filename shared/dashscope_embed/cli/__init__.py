@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "emulator":
-        from .emulator._cli import main as emulator_main
+        from dashscope_embed.emulator._cli import main as emulator_main
 
         return int(emulator_main(rest))
     if command in ("embed", "batch"):
@@ -44,9 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(command: str, rest: list[str]) -> int:
     """Run ``embed``/``batch``, turning every expected failure into a message and an exit code."""
-    from ._cli_common import EMULATOR_HINT, EXIT_API, EXIT_INTERRUPTED, EXIT_USAGE, say
-    from ._cli_io import CliError
-    from ._errors import (
+    from dashscope_embed._errors import (
         APIConnectionError,
         APIStatusError,
         ConfigurationError,
@@ -54,12 +52,15 @@ def _run(command: str, rest: list[str]) -> int:
         InputTooLongError,
     )
 
+    from ._common import EMULATOR_HINT, EXIT_API, EXIT_INTERRUPTED, EXIT_USAGE, say
+    from ._io import CliError
+
     prog = f"dashscope-embed {command}"
     try:
         if command == "embed":
-            from ._cli_embed import main as run
+            from ._embed import main as run
         else:
-            from ._cli_batch import main as run
+            from ._batch import main as run
         return run(rest)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
@@ -81,6 +82,3 @@ def _run(command: str, rest: list[str]) -> int:
         say(f"{prog}: {exc}")
         return EXIT_USAGE
 
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
