@@ -52,7 +52,6 @@ class BaseClient:
             max_concurrency=max_concurrency,
         )
         self._policy = RetryPolicy(max_retries=self._config.max_retries)
-        self._learned_limits: dict[str, int] = {}
         self._limits_lock = threading.Lock()
         self._headers = self._config.headers()
         self._throttle = throttle or Throttle(
@@ -129,13 +128,10 @@ class BaseClient:
     @property
     def learned_limits(self) -> dict[str, int]:
         """Row limits learned from the server's "batch size is invalid" answers, per model."""
-        return dict(self._learned_limits)
+        return self._throttle.learned_limits()
 
     def _remember_limit(self, model: str, limit: int) -> None:
-        with self._limits_lock:
-            current = self._learned_limits.get(model)
-            if current is None or limit < current:
-                self._learned_limits[model] = limit
+        self._throttle.learn_limit(model, limit)
 
     def _text_job(
         self,
@@ -174,7 +170,7 @@ class BaseClient:
                 model, dim if opts.want_dense else None, sparse=opts.want_sparse
             )
         size = max_batch_size or spec.max_batch_size
-        learned = self._learned_limits.get(model)
+        learned = self._throttle.learned_limits().get(model)
         if learned is not None:
             size = min(size, learned)
         return TextJob(

@@ -139,6 +139,7 @@ class Throttle:
         self._clock = clock
         self._lock = threading.Lock()
         self._models: dict[str, _ModelState] = {}
+        self._row_limits: dict[str, int] = {}
 
     def _state(self, model: str, now: float) -> _ModelState:
         st = self._models.get(model)
@@ -226,6 +227,22 @@ class Throttle:
         else:
             st.rate = max(_MIN_RATE, st.rate * _DECREASE_RATE)
         st.next_send = max(st.next_send, now + 1.0 / st.rate)
+
+    def learn_limit(self, model: str, rows: int) -> None:
+        """Remember a smaller row limit the server answered for ``model`` (never a larger one).
+
+        Kept here so that everything sharing this throttle (the sync client and every event
+        loop's async client of one adapter instance) batches by what was learned once.
+        """
+        with self._lock:
+            current = self._row_limits.get(model)
+            if current is None or rows < current:
+                self._row_limits[model] = rows
+
+    def learned_limits(self) -> dict[str, int]:
+        """Row limits learned from "batch size is invalid" answers, per model."""
+        with self._lock:
+            return dict(self._row_limits)
 
     def models(self) -> list[str]:
         """Models this throttle has admitted requests for."""
