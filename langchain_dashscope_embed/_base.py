@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +9,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from dashscope_embed import DashScopeClient, Usage
-
-from ._runtime import Runtime
+from dashscope_embed.adapters import Runtime, reject_unknown_arguments
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -68,18 +66,9 @@ class DashScopeFields(BaseModel):
     @classmethod
     def _explain_unknown_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            known = set(cls.model_fields) | {"api_key"}
-            for name in sorted(k for k in data if k not in known):
-                close = _RENAMED.get(name) or next(
-                    iter(difflib.get_close_matches(name, known, n=1)), None
-                )
-                hint = f" (did you mean {close!r}?)" if close else ""
-                # TypeError, like any unexpected keyword: pydantic would wrap a ValueError in a
-                # ValidationError whose .errors() carries every input, the key included.
-                raise TypeError(
-                    f"unknown field {name!r}{hint}. {cls.__name__} accepts: "
-                    + ", ".join(sorted(known))
-                )
+            reject_unknown_arguments(
+                cls.__name__, data, set(cls.model_fields) | {"api_key"}, renamed=_RENAMED
+            )
         return data
 
     def _build_runtime(
@@ -112,7 +101,7 @@ class DashScopeFields(BaseModel):
     @property
     def last_usage(self) -> Usage:
         """Usage of the most recent call that finished."""
-        return self._rt.last_usage
+        return self._rt.last_usage or Usage()
 
     def reset_usage(self) -> None:
         """Set :attr:`usage` and :attr:`last_usage` back to zero."""

@@ -13,9 +13,9 @@ from dashscope_embed import (
     OutputType,
     TextType,
 )
+from dashscope_embed.adapters import Space, reject_multimodal_model
 
 from ._base import DashScopeFields
-from ._runtime import Space
 
 try:
     from langchain_core.embeddings import Embeddings
@@ -67,6 +67,7 @@ class DashScopeEmbeddings(DashScopeFields, Embeddings):
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
+        reject_multimodal_model(self.model, use="DashScopeMultimodalEmbeddings")
         # An empty call validates model, dimension and instruct now and sends nothing.
         self._build_runtime(
             lambda c: c.embed_texts([], **self._options("query", self.output_type)),

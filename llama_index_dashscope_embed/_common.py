@@ -19,16 +19,20 @@ from dashscope_embed import (
     EmbeddingResult,
     OutputType,
     TextType,
-    get_model,
 )
+from dashscope_embed.adapters import Runtime, reject_multimodal_model
 
 from ._endpoint import EndpointMixin
-from ._runtime import Runtime
+from ._support import record
 
 #: ``auto``: queries are sent as ``query`` and texts as ``document`` (the retrieval setup);
 #: ``document`` / ``query``: every text is sent with that type (symmetric tasks).
 TextTypePolicy = Literal["auto", "document", "query"]
 Role = Literal["query", "document"]
+
+#: Texts handed to the core per LlamaIndex batch call (callbacks and progress fire per chunk):
+#: 100 rows are 10 requests of text-embedding-v4's 10 rows, enough to fill the throttle's window.
+DEFAULT_EMBED_BATCH_SIZE = 100
 
 
 class DashScopeSettings(EndpointMixin):
@@ -53,21 +57,19 @@ class DashScopeSettings(EndpointMixin):
     @model_validator(mode="before")
     @classmethod
     def _default_batch_size(cls, data: Any) -> Any:
+        # LlamaIndex calls the batch hook once per embed_batch_size chunk, one chunk after
+        # another: a chunk of many requests lets the core run them side by side. The core
+        # splits each chunk into requests of the model's row limit, so this is no row limit.
         if isinstance(data, dict) and data.get("embed_batch_size") is None:
-            name = data.get("model_name") or cls.model_fields["model_name"].default
-            data = {**data, "embed_batch_size": get_model(name).max_batch_size}
+            data = {**data, "embed_batch_size": DEFAULT_EMBED_BATCH_SIZE}
         return data
 
     @model_validator(mode="after")
     def _check_limits(self) -> DashScopeSettings:
-        spec = get_model(self.model_name)
+        reject_multimodal_model(self.model_name, use="DashScopeMultiModalEmbedding")
         size: int = getattr(self, "embed_batch_size")  # noqa: B009 (declared by the LI base)
-        if spec.known and size > spec.max_batch_size:
-            raise ValueError(
-                f"embed_batch_size={size} exceeds {spec.name}'s limit of "
-                f"{spec.max_batch_size} rows per request; use embed_batch_size<="
-                f"{spec.max_batch_size}"
-            )
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"embed_batch_size must be an int >= 1, got {size!r}")
         if self.query_instruct is not None and self.text_type == "document":
             raise ValueError(
                 "query_instruct applies to queries only; text_type='document' sends none"
@@ -90,7 +92,6 @@ class DashScopeSettings(EndpointMixin):
             "dimension": getattr(self, "dimension", None),
             "output_type": output_type or self._output_type(),
             "instruct": self.query_instruct if text_type == "query" else None,
-            "max_batch_size": getattr(self, "embed_batch_size"),  # noqa: B009
         }
 
     def _output_type(self) -> OutputType:
@@ -101,13 +102,13 @@ class DashScopeSettings(EndpointMixin):
     ) -> EmbeddingResult:
         opts = self._call_options(role, output_type)
         res = self._rt.sync.embed_texts(list(texts), **opts)
-        self._rt.record(res, text_type=opts["text_type"], output_type=opts["output_type"])
+        record(self._rt, res, text_type=opts["text_type"], output_type=opts["output_type"])
         return res
 
     async def _aembed(
         self, texts: Sequence[str], role: Role, output_type: OutputType | None = None
     ) -> EmbeddingResult:
         opts = self._call_options(role, output_type)
-        res = await (await self._rt.aclient()).embed_texts(list(texts), **opts)
-        self._rt.record(res, text_type=opts["text_type"], output_type=opts["output_type"])
+        res = await self._rt.aclient.embed_texts(list(texts), **opts)
+        record(self._rt, res, text_type=opts["text_type"], output_type=opts["output_type"])
         return res

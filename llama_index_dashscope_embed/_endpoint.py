@@ -12,14 +12,15 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 
-from ._runtime import Runtime, RuntimeAccessors
+from dashscope_embed.adapters import Runtime, reject_unknown_arguments
+
+from ._support import RuntimeAccessors
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
@@ -40,22 +41,14 @@ _RENAMED = {
 
 
 def reject_unknown_fields(cls: type[BaseModel], data: Mapping[str, Any]) -> None:
-    """Raise ``TypeError`` naming the first unknown argument and the closest accepted name.
-
-    ``TypeError``, like any unexpected keyword: pydantic would wrap a ``ValueError`` into a
-    ``ValidationError`` that carries every input value.
-    """
-    known = set(cls.model_fields) | {"class_name"}  # class_name: what to_dict()/model_dump() add
-    accepted = sorted(set(cls.model_fields) | set(_INIT_ONLY))
-    for name in sorted(k for k in data if k not in known):
-        close = _RENAMED.get(name) or next(
-            iter(difflib.get_close_matches(name, accepted, n=1)), None
-        )
-        hint = f" (did you mean {close!r}?)" if close else ""
-        raise TypeError(
-            f"{cls.__name__} got an unknown argument {name!r}{hint}. It accepts: "
-            + ", ".join(accepted)
-        )
+    """Raise ``TypeError`` naming every unknown argument, each with the closest accepted name."""
+    reject_unknown_arguments(
+        cls.__name__,
+        data,
+        set(cls.model_fields) | set(_INIT_ONLY),
+        renamed=_RENAMED,
+        ignored=("class_name",),  # what to_dict()/model_dump() add
+    )
 
 
 class EndpointMixin(RuntimeAccessors, BaseModel):
@@ -96,7 +89,7 @@ class EndpointMixin(RuntimeAccessors, BaseModel):
             TypeError: an unknown argument (the message suggests the closest accepted name).
             ConfigurationError: no key, an unknown region or a malformed base URL.
             InvalidInputError: an option the model cannot take (dimension, instruct, region).
-            ValueError: ``embed_batch_size`` above the model's row limit.
+            ValueError: ``embed_batch_size`` below 1, or a multimodal model on a text class.
         """
         super().__init__(**data)
         self._connect(Runtime(api_key, self._endpoint(), http_client, async_http_client))

@@ -13,8 +13,8 @@ from dashscope_embed import DEFAULT_TEXT_MODEL, EmbeddingResult, OutputType, Spa
 
 from ._common import DashScopeSettings, Role
 from ._endpoint import EndpointMixin
-from ._runtime import fill_sparse
 from ._stash import SparseStash
+from ._support import fill_sparse
 
 __all__ = ["DashScopeEmbedding"]
 
@@ -23,9 +23,10 @@ class DashScopeEmbedding(DashScopeSettings, BaseEmbedding):
     """Alibaba Cloud Model Studio (DashScope) text embeddings for LlamaIndex.
 
     Query hooks send ``text_type="query"`` (plus ``query_instruct`` when set) and text hooks
-    ``"document"``; batch hooks send real batches of up to ``embed_batch_size`` rows (the model's
-    row limit by default); the async hooks use the core's native async client (one per event
-    loop). Failures raise the core's typed errors, never ``None`` or ``[]``.
+    ``"document"``; batch hooks hand ``embed_batch_size`` texts at a time to the core, which sends
+    them as concurrent requests of the model's row limit; the async hooks use the core's native
+    async client. One throttle per instance bounds requests in flight across all of them.
+    Failures raise the core's typed errors, never ``None`` or ``[]``.
 
     Every option that changes the vectors is a public field, so ``to_dict()`` / ``from_dict()``
     round-trip them and ``IngestionPipeline`` caches invalidate when one changes. The key comes
@@ -43,7 +44,9 @@ class DashScopeEmbedding(DashScopeSettings, BaseEmbedding):
         query_instruct: Instruction sent with queries (text-embedding-v4, qwen3.7).
         region / base_url / workspace: Endpoint (argument > environment > ``cn-beijing``).
         timeout / max_retries / max_concurrency: Passed to the core (not serialised).
-        embed_batch_size: Rows per request, at most the model's limit.
+        embed_batch_size: Texts per LlamaIndex batch call (default 100); the core splits each
+            into requests of the model's row limit and sends them side by side. Smaller
+            values give finer callback/progress events and less concurrency.
         num_workers: Batches in flight in ``aget_text_embedding_batch`` (default 8).
         api_key / http_client / async_http_client: Keyword-only, never serialised.
 

@@ -18,9 +18,10 @@ from dashscope_embed import (
     MultimodalInput,
     get_model,
 )
+from dashscope_embed.adapters import Runtime
 
 from ._endpoint import EndpointMixin
-from ._runtime import Runtime
+from ._support import record
 
 __all__ = ["DashScopeMultiModalEmbedding"]
 
@@ -115,12 +116,12 @@ class DashScopeMultiModalEmbedding(EndpointMixin, MultiModalEmbedding):
     async def _aembed(
         self, inputs: Sequence[MultimodalInput], *, query: bool = False
     ) -> list[Embedding]:
-        client = await self._rt.aclient()
+        client = self._rt.aclient
         res = await client.embed_multimodal(inputs, **self._options(query=query))
         return self._record(res)
 
     def _record(self, res: EmbeddingResult) -> list[Embedding]:
-        self._rt.record(res, text_type=None, output_type="dense")
+        record(self._rt, res, text_type=None, output_type="dense")
         return res.tolist()
 
     # -- images ---------------------------------------------------------------------------------

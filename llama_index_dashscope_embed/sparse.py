@@ -18,7 +18,7 @@ from dashscope_embed import DEFAULT_TEXT_MODEL, OutputType, SparseVector
 
 from ._common import DashScopeSettings, Role
 from ._endpoint import EndpointMixin
-from ._runtime import sparse_rows
+from ._support import sparse_rows
 
 __all__ = [
     "DashScopeSparseEmbedding",

@@ -14,7 +14,11 @@ Quick start::
 
 from __future__ import annotations
 
-from ._client import AsyncDashScopeClient, DashScopeClient
+from dashscope_embed.multimodal._inputs import Fused, Image, MultiImages, MultimodalInput, Video
+from dashscope_embed.multimodal._options import DEFAULT_MULTIMODAL_MODEL
+
+from ._async_client import AsyncDashScopeClient
+from ._client import DashScopeClient
 from ._config import REGIONS, ClientConfig
 from ._engine._stats import ClientStats
 from ._engine._throttle import Throttle
@@ -47,8 +51,6 @@ from .io._stream import (
     embed_to_npy,
     iter_embeddings,
 )
-from .multimodal._job import DEFAULT_MULTIMODAL_MODEL
-from .multimodal._media import Fused, Image, MultiImages, MultimodalInput, Video
 
 __version__ = "0.1.0"
 

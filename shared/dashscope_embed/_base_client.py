@@ -1,7 +1,8 @@
 """What both client shells share: configuration, throttle, stats and job creation (no I/O).
 
 :class:`BaseClient` resolves the configuration once, owns the throttle and the stats, and turns a
-call's arguments into a validated :class:`~._plan.TextJob`. The shells in :mod:`._client` add only
+call's arguments into a validated job (:func:`~dashscope_embed.text.text_job`,
+:func:`~dashscope_embed.multimodal._job.multimodal_job`). The shells in :mod:`._client` add only
 sending and waiting.
 """
 
@@ -9,19 +10,26 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from dashscope_embed._engine._job import Job, Outcome
 
 from ._config import ClientConfig, resolve_config
-from ._engine._job import Job, Outcome, TextJob, TextOptions, validate_text_options, validate_texts
 from ._engine._retry import RetryPolicy
 from ._engine._stats import ClientStats, StatsRecorder
 from ._engine._throttle import ExternalLimiter, Throttle
-from ._models import get_model
-from ._types import EmbeddingResult, OutputType, TextType
+from ._types import EmbeddingResult
 
-__all__ = ["BaseClient", "logger"]
+__all__ = ["BaseClient", "logger", "pool_limits"]
 
 logger = logging.getLogger("dashscope_embed")
+
+
+def pool_limits(max_concurrency: int) -> httpx.Limits:
+    """A connection pool that never makes a request the throttle admitted wait for a socket."""
+    return httpx.Limits(max_connections=max(10, max_concurrency))
 
 
 class BaseClient:
@@ -74,12 +82,6 @@ class BaseClient:
         """The admission control of this client (pass it to another client to share it)."""
         return self._throttle
 
-    def _workers(self, batches: int) -> int:
-        """Batches run side by side: twice the throttle's cap, because a batch sleeping before
-        its retry holds a worker but no slot (the throttle bounds requests in flight)."""
-        cap = self._throttle.max_concurrency
-        return min(batches, 1 if cap == 1 else 2 * cap)
-
     def _finish(self, job: Job, outcome: Outcome | None) -> None:
         """Give the request's slot back to the throttle (always) and count how it ended."""
         if outcome is None:  # abandoned mid-request: free the slot, nothing to learn or count
@@ -130,55 +132,18 @@ class BaseClient:
         """Row limits learned from the server's "batch size is invalid" answers, per model."""
         return self._throttle.learned_limits()
 
-    def _remember_limit(self, model: str, limit: int) -> None:
-        self._throttle.learn_limit(model, limit)
+    def _job_context(self) -> dict[str, Any]:
+        """What every job builder needs from the client (text and multimodal alike)."""
+        return {
+            "region": self._config.region,  # None when an explicit base_url was given
+            "policy": self._policy,
+            "learned": self._throttle.learned_limits(),
+            "on_limit": self._throttle.learn_limit,
+        }
 
-    def _text_job(
-        self,
-        texts: Sequence[str],
-        *,
-        model: str,
-        text_type: TextType | None,
-        dimension: int | None,
-        output_type: OutputType,
-        instruct: str | None,
-        max_batch_size: int | None,
-        on_progress: Callable[[int], None] | None,
-    ) -> TextJob | EmbeddingResult:
-        spec = get_model(model, kind="text")
-        opts = TextOptions(model, text_type, dimension, output_type, instruct)
-        explicit_url = self._config.region is None
-        validate_text_options(opts, spec, region=None if explicit_url else self._config.region)
-        if spec.known and not spec.supports_dimension:
-            # v1/v2 have one fixed dimension and reject the parameter: never send it.
-            opts = TextOptions(model, text_type, None, output_type, instruct)
-        items = validate_texts(texts)
-        if max_batch_size is not None and (
-            isinstance(max_batch_size, bool)
-            or not isinstance(max_batch_size, int)
-            or max_batch_size < 1
-        ):
-            from ._errors import InvalidInputError
-
-            raise InvalidInputError(
-                f"max_batch_size must be an int >= 1, got {max_batch_size!r}",
-                rule="max_batch_size",
-            )
-        if not items:
-            dim = dimension or (spec.default_dimension if spec.known else None)
-            return EmbeddingResult.empty(
-                model, dim if opts.want_dense else None, sparse=opts.want_sparse
-            )
-        size = max_batch_size or spec.max_batch_size
-        learned = self._throttle.learned_limits().get(model)
-        if learned is not None:
-            size = min(size, learned)
-        return TextJob(
-            items,
-            opts,
-            spec,
-            size,
-            self._policy,
-            on_limit=self._remember_limit,
-            on_progress=on_progress,
-        )
+    def _workers(self) -> int:
+        """Batches run side by side: twice the throttle's cap, because a batch sleeping before
+        its retry holds a worker but no slot (the throttle bounds requests in flight). Read on
+        every scheduling step, so re-split and bisected batches fill the window too."""
+        cap = self._throttle.max_concurrency
+        return 1 if cap == 1 else 2 * cap

@@ -1,35 +1,38 @@
-"""The sync and async clients: thin I/O shells over :mod:`._plan`.
+"""The sync and async clients: configuration, lifecycle, and two thin drivers of one loop.
 
-They differ only where they must: how a request is sent (``httpx.Client`` vs
-``httpx.AsyncClient``), how they wait (``time.sleep`` vs ``asyncio.sleep``) and how batches run
-side by side (a thread pool vs tasks). Keep :meth:`DashScopeClient._send_batch` and
-:meth:`AsyncDashScopeClient._send_batch` line-for-line alike.
+Every decision about a batch (admit, send, classify the answer, retry or give up, how long to
+sleep, re-split, bisect, abort) is made once, in :func:`~dashscope_embed._engine._attempt.attempts`.
+The drivers here only perform its actions: :class:`DashScopeClient` with ``httpx.Client``, a
+thread pool and an abort event that wakes sleeping batches; :class:`AsyncDashScopeClient` with
+``httpx.AsyncClient`` and tasks that are cancelled on abort. Both schedule up to twice the
+throttle's current cap of batches at once, so batches that a re-split or a bisection adds run
+side by side like planned ones.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
-from ._base_client import BaseClient
-from ._engine._job import Batch, Job, Outcome
+from ._base_client import BaseClient, pool_limits
+from ._engine._attempt import Admit, Attempts, NoReply, Reply, Send, attempts
+from ._engine._job import Batch, Job
 from ._engine._throttle import ExternalLimiter, Throttle
 from ._errors import DashScopeError
 from ._models import DEFAULT_TEXT_MODEL
 from ._types import EmbeddingResult, OutputType, TextType
+from .multimodal._inputs import MultimodalInput
 from .multimodal._job import multimodal_job
-from .multimodal._media import MultimodalInput, reads_local_data
+from .multimodal._options import DEFAULT_MULTIMODAL_MODEL
+from .text._job import text_job
 
-__all__ = ["AsyncDashScopeClient", "DashScopeClient"]
+__all__ = ["DashScopeClient"]
 
 
 class DashScopeClient(BaseClient):
@@ -95,9 +98,9 @@ class DashScopeClient(BaseClient):
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
-            timeout=self._config.timeout,
-            limits=httpx.Limits(max_connections=max(10, self._config.max_concurrency)),
+            timeout=self._config.timeout, limits=pool_limits(self._config.max_concurrency)
         )
+        # Tests swap in a recorder; the default waits on the call's abort event instead.
         self._sleep: Callable[[float], None] = time.sleep
         self._slot_freed = threading.Condition()
         self._pool: ThreadPoolExecutor | None = None
@@ -148,7 +151,7 @@ class DashScopeClient(BaseClient):
             APIStatusError: a subclass per meaning, after retries where they apply.
             APIConnectionError: no answer after retries.
         """
-        job = self._text_job(
+        job = text_job(
             texts,
             model=model,
             text_type=text_type,
@@ -157,106 +160,15 @@ class DashScopeClient(BaseClient):
             instruct=instruct,
             max_batch_size=max_batch_size,
             on_progress=on_progress,
+            **self._job_context(),
         )
         return self._execute(job)
-
-    def _execute(self, job: Job | EmbeddingResult) -> EmbeddingResult:
-        """Run a prepared job (an already-final result passes through untouched)."""
-        if isinstance(job, EmbeddingResult):
-            return job
-        try:
-            self._run(job)
-        except DashScopeError as exc:
-            exc.partial = job.partial()
-            raise
-        result = job.result()
-        self._log_done(job, result)
-        return result
-
-    def _run(self, job: Job) -> None:
-        queue = deque(job.initial_batches())
-        workers = self._workers(len(queue))
-        if workers <= 1:
-            while queue:
-                queue.extendleft(reversed(self._send_batch(job, queue.popleft())))
-            return
-        pool = self._thread_pool()
-        running: set[Future[list[Batch]]] = set()
-        try:
-            while queue or running:
-                while queue and len(running) < workers:
-                    running.add(pool.submit(self._send_batch, job, queue.popleft()))
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    queue.extend(fut.result())
-        except BaseException:
-            job.aborted = True  # in-flight batches stop after their current attempt
-            for fut in running:
-                fut.cancel()
-            wait(running)
-            raise
-
-    def _thread_pool(self) -> ThreadPoolExecutor:
-        """One pool for the client's lifetime (threads are not re-created per call)."""
-        with self._limits_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self._workers(2**31), thread_name_prefix="dashscope"
-                )
-            return self._pool
-
-    def _admit(self, job: Job, batch: Batch) -> None:
-        tokens = job.estimated_tokens(batch)
-        if self._rate_limiter is not None:
-            self._rate_limiter.acquire(tokens)
-        while (wait := self._throttle.acquire(job.model, tokens)) > 0:
-            with self._slot_freed:
-                self._slot_freed.wait(wait)
-
-    def _release(self, job: Job, outcome: Outcome | None) -> None:
-        self._finish(job, outcome)
-        with self._slot_freed:
-            self._slot_freed.notify_all()
-
-    def _send_batch(self, job: Job, batch: Batch) -> list[Batch]:
-        attempt = 0
-        while not job.aborted:
-            self._admit(job, batch)
-            if job.aborted:  # the call failed while this batch waited for its slot
-                self._release(job, None)
-                break
-            outcome: Outcome | None = None  # None: abandoned (cancelled, or a bug) — still freed
-            try:
-                body = job.body(batch)
-                try:
-                    resp = self._http.post(
-                        self._config.api_url + job.path, content=body, headers=self._headers
-                    )
-                except httpx.TimeoutException as exc:
-                    outcome = job.on_transport_error(batch, attempt, exc, timeout=True)
-                except httpx.HTTPError as exc:  # transport, decoding: no usable answer
-                    outcome = job.on_transport_error(batch, attempt, exc, timeout=False)
-                else:
-                    outcome = job.on_response(
-                        batch, attempt, resp.status_code, resp.headers, resp.content
-                    )
-            finally:
-                self._release(job, outcome)
-            if outcome.kind == "retry":
-                self._sleep(outcome.delay)
-                attempt += 1
-                continue
-            if outcome.kind == "raise":
-                assert outcome.error is not None
-                raise outcome.error
-            return list(outcome.batches)
-        return []
 
     def embed_multimodal(
         self,
         inputs: Sequence[MultimodalInput],
         *,
-        model: str = "tongyi-embedding-vision-plus",
+        model: str = DEFAULT_MULTIMODAL_MODEL,
         dimension: int | None = None,
         fps: float | None = None,
         instruct: str | None = None,
@@ -292,7 +204,6 @@ class DashScopeClient(BaseClient):
             APIConnectionError: no answer after retries.
         """
         job = multimodal_job(
-            self,
             inputs,
             model=model,
             dimension=dimension,
@@ -301,98 +212,16 @@ class DashScopeClient(BaseClient):
             enable_fusion=enable_fusion,
             max_batch_size=max_batch_size,
             on_progress=on_progress,
+            **self._job_context(),
         )
         return self._execute(job)
 
-
-class AsyncDashScopeClient(BaseClient):
-    """Asynchronous DashScope embedding client (native asyncio; no threads).
-
-    Takes the same arguments as :class:`DashScopeClient`, with ``http_client`` an
-    ``httpx.AsyncClient``. Batches run as concurrent tasks, at most ``max_concurrency`` at once.
-    """
-
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        region: str | None = None,
-        base_url: str | None = None,
-        workspace: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-        max_concurrency: int | None = None,
-        rpm: float | None = None,
-        tpm: float | None = None,
-        throttle: Throttle | None = None,
-        rate_limiter: ExternalLimiter | None = None,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            region=region,
-            base_url=base_url,
-            workspace=workspace,
-            timeout=timeout,
-            max_retries=max_retries,
-            max_concurrency=max_concurrency,
-            rpm=rpm,
-            tpm=tpm,
-            throttle=throttle,
-            rate_limiter=rate_limiter,
-        )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            timeout=self._config.timeout,
-            limits=httpx.Limits(max_connections=max(10, self._config.max_concurrency)),
-        )
-        self._sleep: Callable[[float], Any] = asyncio.sleep
-        # One event per loop that waits for a slot. An Event holds its loop once waited on, so
-        # entries of closed loops are dropped by hand (a weak-keyed dict would never let go).
-        self._slot_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
-
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool (only if this client created it)."""
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> AsyncDashScopeClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def embed_texts(
-        self,
-        texts: Sequence[str],
-        *,
-        model: str = DEFAULT_TEXT_MODEL,
-        text_type: TextType | None = "document",
-        dimension: int | None = None,
-        output_type: OutputType = "dense",
-        instruct: str | None = None,
-        max_batch_size: int | None = None,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> EmbeddingResult:
-        """Async twin of :meth:`DashScopeClient.embed_texts` (same arguments and errors)."""
-        job = self._text_job(
-            texts,
-            model=model,
-            text_type=text_type,
-            dimension=dimension,
-            output_type=output_type,
-            instruct=instruct,
-            max_batch_size=max_batch_size,
-            on_progress=on_progress,
-        )
-        return await self._execute(job)
-
-    async def _execute(self, job: Job | EmbeddingResult) -> EmbeddingResult:
-        """Async twin of :meth:`DashScopeClient._execute`."""
+    def _execute(self, job: Job | EmbeddingResult) -> EmbeddingResult:
+        """Run a prepared job (an already-final result passes through untouched)."""
         if isinstance(job, EmbeddingResult):
             return job
         try:
-            await self._run(job)
+            self._run(job)
         except DashScopeError as exc:
             exc.partial = job.partial()
             raise
@@ -400,111 +229,87 @@ class AsyncDashScopeClient(BaseClient):
         self._log_done(job, result)
         return result
 
-    async def _run(self, job: Job) -> None:
+    def _run(self, job: Job) -> None:
         queue = deque(job.initial_batches())
-        workers = self._workers(len(queue))
-        running: set[asyncio.Future[list[Batch]]] = set()
+        stop = threading.Event()
+        running: set[Future[list[Batch]]] = set()
         try:
             while queue or running:
-                while queue and len(running) < workers:
-                    running.add(asyncio.ensure_future(self._send_batch(job, queue.popleft())))
-                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    queue.extend(task.result())
+                if len(queue) == 1 and not running:  # one batch: no thread hop
+                    queue.extend(self._drive(job, queue.popleft(), stop))
+                    continue
+                pool = self._thread_pool()
+                while queue and len(running) < self._workers():
+                    running.add(pool.submit(self._drive, job, queue.popleft(), stop))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    queue.extend(fut.result())
         except BaseException:
-            job.aborted = True
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            job.aborted = True  # no batch starts another attempt
+            stop.set()  # batches sleeping before a retry wake now
+            with self._slot_freed:
+                self._slot_freed.notify_all()  # batches waiting for a slot give up now
+            for fut in running:
+                fut.cancel()
+            wait(running)
             raise
 
-    async def _admit(self, job: Job, batch: Batch) -> None:
-        tokens = job.estimated_tokens(batch)
-        if self._rate_limiter is not None:
-            await self._rate_limiter.aacquire(tokens)
-        while (wait := self._throttle.acquire(job.model, tokens)) > 0:
-            freed = self._slot_freed()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(freed.wait(), wait)
-
-    def _slot_freed(self) -> asyncio.Event:
-        loop = asyncio.get_running_loop()
-        event = self._slot_events.get(loop)
-        if event is None:
-            for stale in [lp for lp in self._slot_events if lp.is_closed()]:
-                del self._slot_events[stale]
-            event = self._slot_events[loop] = asyncio.Event()
-        return event
-
-    def _release(self, job: Job, outcome: Outcome | None) -> None:
-        self._finish(job, outcome)
-        event = self._slot_events.get(asyncio.get_running_loop())
-        if event is not None:
-            event.set()
-            event.clear()
-
-    async def _send_batch(self, job: Job, batch: Batch) -> list[Batch]:
-        attempt = 0
-        while not job.aborted:
-            await self._admit(job, batch)
-            if job.aborted:  # the call failed while this batch waited for its slot
-                self._release(job, None)
-                break
-            outcome: Outcome | None = None  # None: abandoned (cancelled, or a bug) — still freed
+    def _drive(self, job: Job, batch: Batch, stop: threading.Event) -> list[Batch]:
+        """Perform the actions of :func:`attempts` for one batch."""
+        steps: Attempts = attempts(job, batch, self._release)
+        answer: bool | Reply | NoReply | None = None
+        while True:
             try:
-                body = job.body(batch)
-                try:
-                    resp = await self._http.post(
-                        self._config.api_url + job.path, content=body, headers=self._headers
-                    )
-                except httpx.TimeoutException as exc:
-                    outcome = job.on_transport_error(batch, attempt, exc, timeout=True)
-                except httpx.HTTPError as exc:  # transport, decoding: no usable answer
-                    outcome = job.on_transport_error(batch, attempt, exc, timeout=False)
+                action = steps.send(answer)
+            except StopIteration as done:
+                return cast("list[Batch]", done.value)
+            try:
+                if isinstance(action, Admit):
+                    answer = self._admit(job, action.tokens)
+                elif isinstance(action, Send):
+                    answer = self._post(action)
                 else:
-                    outcome = job.on_response(
-                        batch, attempt, resp.status_code, resp.headers, resp.content
-                    )
-            finally:
-                self._release(job, outcome)
-            if outcome.kind == "retry":
-                await self._sleep(outcome.delay)
-                attempt += 1
-                continue
-            if outcome.kind == "raise":
-                assert outcome.error is not None
-                raise outcome.error
-            return list(outcome.batches)
-        return []
+                    answer = None
+                    if self._sleep is time.sleep:
+                        stop.wait(action.seconds)
+                    else:
+                        self._sleep(action.seconds)
+            except BaseException as exc:  # interrupted: the loop frees the slot and re-raises
+                steps.throw(exc)
+                raise
 
-    async def embed_multimodal(
-        self,
-        inputs: Sequence[MultimodalInput],
-        *,
-        model: str = "tongyi-embedding-vision-plus",
-        dimension: int | None = None,
-        fps: float | None = None,
-        instruct: str | None = None,
-        enable_fusion: bool | None = None,
-        max_batch_size: int | None = None,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> EmbeddingResult:
-        """Async twin of :meth:`DashScopeClient.embed_multimodal` (same arguments and errors).
+    def _post(self, send: Send) -> Reply | NoReply:
+        try:
+            resp = self._http.post(
+                self._config.api_url + send.path, content=send.body, headers=self._headers
+            )
+        except httpx.TimeoutException as exc:
+            return NoReply(exc, timeout=True)
+        except httpx.HTTPError as exc:  # transport, decoding: no usable answer
+            return NoReply(exc, timeout=False)
+        return Reply(resp.status_code, resp.headers, resp.content)
 
-        Local images are read and encoded in a worker thread, so the event loop never blocks
-        on a file; texts, URLs and ``data:`` URIs are prepared on the loop (no thread).
-        """
-        prepare = functools.partial(
-            multimodal_job,
-            self,
-            inputs,
-            model=model,
-            dimension=dimension,
-            fps=fps,
-            instruct=instruct,
-            enable_fusion=enable_fusion,
-            max_batch_size=max_batch_size,
-            on_progress=on_progress,
-        )
-        job = await asyncio.to_thread(prepare) if reads_local_data(inputs) else prepare()
-        return await self._execute(job)
+    def _admit(self, job: Job, tokens: int) -> bool:
+        if self._rate_limiter is not None:
+            self._rate_limiter.acquire(tokens)
+        while not job.aborted:
+            pause = self._throttle.acquire(job.model, tokens)
+            if pause <= 0:
+                return True
+            with self._slot_freed:
+                self._slot_freed.wait(pause)
+        return False
+
+    def _release(self, job: Job, outcome: Any) -> None:
+        self._finish(job, outcome)
+        with self._slot_freed:
+            self._slot_freed.notify_all()
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        """One pool for the client's lifetime (threads are not re-created per call)."""
+        with self._limits_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self._workers(), thread_name_prefix="dashscope"
+                )
+            return self._pool

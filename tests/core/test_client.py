@@ -80,13 +80,13 @@ def test_batches_follow_model_row_limit_and_results_keep_input_order(harness: Ha
 )
 def test_row_limit_per_model(harness: Harness, model: str, rows: int) -> None:
     """Each model's catalog row limit (or the conservative default for unknown names) is used."""
-    harness.embed(["t"] * 30, model=model)
+    harness.embed([f"t{i}" for i in range(30)], model=model)
     assert max(len(b) for b in harness.server.sent_texts) == rows
 
 
 def test_max_batch_size_override(harness: Harness) -> None:
     """A caller's max_batch_size caps the rows per request."""
-    harness.embed(["t"] * 7, max_batch_size=3)
+    harness.embed([f"t{i}" for i in range(7)], max_batch_size=3)
     assert sorted(len(b) for b in harness.server.sent_texts) == [1, 3, 3]
 
 

@@ -286,7 +286,7 @@ def test_tpm_budget_holds_for_large_requests() -> None:
 def test_async_multimodal_uses_a_thread_only_for_local_images(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from dashscope_embed import Image, _client
+    from dashscope_embed import Image, _async_client
     from dashscope_embed.emulator import Emulator, EmulatorConfig
 
     threads: list[str] = []
@@ -296,7 +296,7 @@ def test_async_multimodal_uses_a_thread_only_for_local_images(
         threads.append(threading.current_thread().name)
         return await real(func, *args, **kwargs)
 
-    monkeypatch.setattr(_client.asyncio, "to_thread", spy)
+    monkeypatch.setattr(_async_client.asyncio, "to_thread", spy)
     png = tmp_path / "a.png"
     from tests.multimodal.conftest import make_png
 

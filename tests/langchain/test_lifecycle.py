@@ -16,7 +16,7 @@ import pytest
 from dashscope_embed import EmbeddingResult, SparseVector, Usage
 from dashscope_embed.emulator import Emulator, EmulatorServer
 from langchain_dashscope_embed import DashScopeEmbeddings, DashScopeMultimodalEmbeddings
-from langchain_dashscope_embed._runtime import Runtime, Space
+from dashscope_embed.adapters import Runtime, Space
 
 from .conftest import EMU_URL, TEST_KEY
 

@@ -25,8 +25,8 @@ from dashscope_embed import (
 )
 from dashscope_embed.emulator import Emulator, EmulatorConfig, text_vector
 from dashscope_embed.emulator._multimodal import multimodal_vector
+from dashscope_embed.multimodal._inputs import Element
 from dashscope_embed.multimodal._job import plan_batches
-from dashscope_embed.multimodal._media import Element
 from tests.conftest import TEST_KEY
 
 from .conftest import Shell, contents, make_png
@@ -136,7 +136,7 @@ def test_plan_counts_each_image_of_multi_images() -> None:
 def test_a_too_big_element_names_its_index(shell: Shell, emulator: Emulator) -> None:
     """A multi_images element with more images than a request may hold is refused up front."""
     from dashscope_embed import InvalidInputError, get_model
-    from dashscope_embed.multimodal._media import encode_inputs
+    from dashscope_embed.multimodal._encode import encode_inputs
 
     spec = get_model("tongyi-embedding-vision-plus-2026-03-06")
     els = encode_inputs(["a", MultiImages(["https://a.test/1.png"] * 8)], spec)

@@ -21,7 +21,8 @@ from dashscope_embed import (
     Video,
 )
 from dashscope_embed.emulator import Emulator
-from dashscope_embed.multimodal._media import DATA_URI_LIMIT, sniff_format
+from dashscope_embed.multimodal._encode import sniff_format
+from dashscope_embed.multimodal._inputs import DATA_URI_LIMIT
 
 from .conftest import Shell, contents, make_png
 

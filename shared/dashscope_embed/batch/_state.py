@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dashscope_embed._engine._job import TextOptions, validate_text_options
 from dashscope_embed._errors import InvalidInputError
 from dashscope_embed._models import get_model
+from dashscope_embed.text._options import TextOptions, validate_text_options
 
 from ._files import MAX_FILE_BYTES, MAX_LINE_BYTES, MAX_LINES_PER_FILE, BatchFailure
 

@@ -20,7 +20,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dashscope_embed._client import AsyncDashScopeClient, DashScopeClient
+from dashscope_embed._async_client import AsyncDashScopeClient
+from dashscope_embed._client import DashScopeClient
 from dashscope_embed._errors import (
     APIConnectionError,
     APIStatusError,

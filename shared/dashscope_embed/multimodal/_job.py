@@ -8,8 +8,7 @@ send and sleep.
 
 Batches respect every per-request cap at once: the model's element limit, ``max_images`` and
 ``max_videos`` (a ``multi_images`` element counts each of its images). With
-``enable_fusion=True`` (qwen3-vl-embedding) the whole call is one request and one vector.
-"""
+``enable_fusion=True`` (qwen3-vl-embedding) the whole call is one request and one vector."""
 
 from __future__ import annotations
 
@@ -17,19 +16,11 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from dashscope_embed._engine._job import (
-    Assembly,
-    Batch,
-    Outcome,
-    StatusRules,
-    TextOptions,
-    validate_text_options,
-)
+from dashscope_embed._engine._job import Assembly, Batch, Outcome, StatusRules, batch_size
 from dashscope_embed._engine._retry import RetryPolicy
 from dashscope_embed._errors import (
     APIStatusError,
@@ -37,114 +28,24 @@ from dashscope_embed._errors import (
     InputTooLongError,
     InvalidInputError,
 )
-from dashscope_embed._models import MODELS, ModelSpec, get_model
+from dashscope_embed._models import ModelSpec, get_model
 from dashscope_embed._types import EmbeddingResult, Usage
-from dashscope_embed._wire import ProtocolError, dense_from_lists, dumps, loads
+from dashscope_embed._wire import dumps
 
-from ._media import Element, encode_inputs
+from ._encode import encode_inputs
+from ._inputs import Element
+from ._options import MultimodalOptions, validate_multimodal_options
+from ._wire import (
+    MULTIMODAL_EMBEDDING_PATH,
+    MultimodalBatchResult,
+    build_multimodal_body,
+    parse_multimodal_response,
+)
 
-if TYPE_CHECKING:
-    from dashscope_embed._base_client import BaseClient
+__all__ = ["MultimodalJob", "logger", "multimodal_job", "plan_batches"]
 
-__all__ = [
-    "DEFAULT_MULTIMODAL_MODEL",
-    "MULTIMODAL_EMBEDDING_PATH",
-    "MultimodalBatchResult",
-    "MultimodalJob",
-    "MultimodalOptions",
-    "build_multimodal_body",
-    "multimodal_job",
-    "parse_multimodal_response",
-    "plan_batches",
-    "validate_multimodal_options",
-]
 
 logger = logging.getLogger("dashscope_embed")
-
-MULTIMODAL_EMBEDDING_PATH = "/services/embeddings/multimodal-embedding/multimodal-embedding"
-#: Served in Beijing and Singapore, accepts ``dimension`` and ``multi_images``.
-DEFAULT_MULTIMODAL_MODEL = "tongyi-embedding-vision-plus"
-
-
-@dataclass(frozen=True)
-class MultimodalOptions:
-    """The per-call knobs that reach the wire (``None``: not sent)."""
-
-    model: str
-    dimension: int | None = None
-    fps: float | None = None
-    instruct: str | None = None
-    enable_fusion: bool | None = None
-
-
-_REGION_NAMES = {"cn-beijing": "Beijing", "ap-southeast-1": "Singapore"}
-
-
-def _served_in(region: str) -> list[str]:
-    return [
-        s.name for s in MODELS.values() if s.kind == "multimodal" and not s.refuses_region(region)
-    ]
-
-
-def validate_multimodal_options(
-    opts: MultimodalOptions, spec: ModelSpec, *, region: str | None
-) -> None:
-    """Reject an option the model cannot take, naming the allowed values.
-
-    Args:
-        opts: The call's options.
-        spec: The model's catalog entry (unknown models are not checked).
-        region: The client's region, or ``None`` when it was given an explicit ``base_url``.
-
-    Raises:
-        InvalidInputError: with ``rule`` set to the option's name.
-    """
-    if spec.known and spec.kind != "multimodal":
-        raise InvalidInputError(
-            f"{spec.name} is a text model; multimodal models: "
-            + ", ".join(s.name for s in MODELS.values() if s.kind == "multimodal"),
-            rule="model",
-        )
-    if region and spec.refuses_region(region):
-        elsewhere = _served_in(region)
-        hint = f"; multimodal models served there: {', '.join(elsewhere)}" if elsewhere else ""
-        where = ", ".join(f"{r} ({_REGION_NAMES.get(r, r)})" for r in spec.regions)
-        raise InvalidInputError(
-            f"{spec.name} is served only in {where}; this client is set to region {region!r}{hint}",
-            rule="region",
-        )
-    # dimension (fixed / whitelist) is checked exactly as for text models
-    validate_text_options(TextOptions(spec.name, None, opts.dimension), spec, region=None)
-    if opts.fps is not None:
-        if isinstance(opts.fps, bool) or not isinstance(opts.fps, (int, float)):
-            raise InvalidInputError(f"fps must be a number, got {opts.fps!r}", rule="fps")
-        if not 0.0 <= float(opts.fps) <= 1.0:  # also refuses NaN
-            raise InvalidInputError(
-                f"fps is the share of video frames sampled, in [0, 1]; got {opts.fps!r}",
-                rule="fps",
-            )
-    if opts.instruct is not None:
-        if not isinstance(opts.instruct, str) or not opts.instruct.strip():
-            raise InvalidInputError("instruct must be a non-empty string", rule="instruct")
-        if spec.known and not spec.supports_instruct:
-            takes = [
-                m.name for m in MODELS.values() if m.kind == "multimodal" and m.supports_instruct
-            ]
-            raise InvalidInputError(
-                f"{spec.name} does not take instruct; models that do: {', '.join(takes)}",
-                rule="instruct",
-            )
-    if opts.enable_fusion is not None:
-        if not isinstance(opts.enable_fusion, bool):
-            raise InvalidInputError(
-                f"enable_fusion must be a bool, got {opts.enable_fusion!r}", rule="enable_fusion"
-            )
-        if opts.enable_fusion and spec.known and not spec.supports_fusion:
-            raise InvalidInputError(
-                f"{spec.name} does not take enable_fusion (qwen3-vl-embedding only); the "
-                "tongyi-embedding-vision-*-2026-03-06 models fuse Fused(...) items instead",
-                rule="enable_fusion",
-            )
 
 
 def plan_batches(
@@ -206,87 +107,6 @@ def _check_fusion_fits(elements: Sequence[Element], spec: ModelSpec, size: int) 
             f"holds {', '.join(problems)}",
             rule="enable_fusion",
         )
-
-
-def build_multimodal_body(
-    model: str, contents: Sequence[Mapping[str, Any]], opts: MultimodalOptions
-) -> dict[str, Any]:
-    """The native multimodal body; only the options the caller set go into ``parameters``."""
-    parameters: dict[str, Any] = {}
-    if opts.dimension is not None:
-        parameters["dimension"] = opts.dimension
-    if opts.fps is not None:
-        parameters["fps"] = opts.fps
-    if opts.instruct is not None:
-        parameters["instruct"] = opts.instruct
-    if opts.enable_fusion is not None:
-        parameters["enable_fusion"] = opts.enable_fusion
-    return {"model": model, "input": {"contents": list(contents)}, "parameters": parameters}
-
-
-@dataclass(frozen=True)
-class MultimodalBatchResult:
-    """One successful response, rows in the batch's order."""
-
-    dense: npt.NDArray[np.float32]
-    types: tuple[str | None, ...]
-    usage: Usage
-    request_id: str
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
-
-
-def parse_usage(usage: object) -> Usage:
-    """Every usage shape of §3.3 (tongyi ``input_tokens_details``, qwen3-vl top-level
-    ``image_tokens``, multimodal-embedding-v1 ``image_count`` / ``duration``), one request."""
-    if not isinstance(usage, dict):
-        return Usage(requests=1)
-    details = usage.get("input_tokens_details")
-    details = details if isinstance(details, dict) else {}
-    input_tokens = int(_number(usage.get("input_tokens")))
-    image_tokens = int(_number(usage.get("image_tokens", details.get("image_tokens"))))
-    total = int(_number(usage.get("total_tokens"))) or input_tokens
-    return Usage(
-        total_tokens=total,
-        requests=1,
-        input_tokens=input_tokens,
-        image_tokens=image_tokens,
-        image_count=int(_number(usage.get("image_count"))),
-        duration=_number(usage.get("duration")),
-    )
-
-
-def parse_multimodal_response(
-    body: bytes, *, rows: int, request_id: str | None = None
-) -> MultimodalBatchResult:
-    """Parse a multimodal success body, placing each vector by ``index``.
-
-    Raises:
-        ProtocolError: missing or duplicate ``index``, ragged vectors, or the wrong row count.
-    """
-    try:
-        doc = loads(body)
-        items = doc["output"]["embeddings"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ProtocolError(f"unexpected response body: {body[:200]!r}") from exc
-    if not isinstance(items, list) or len(items) != rows:
-        got = len(items) if isinstance(items, list) else type(items).__name__
-        raise ProtocolError(f"expected {rows} embeddings, got {got}")
-    order = [-1] * rows
-    for pos, item in enumerate(items):
-        idx = item.get("index") if isinstance(item, dict) else None
-        if not isinstance(idx, int) or not 0 <= idx < rows or order[idx] != -1:
-            raise ProtocolError(f"bad or duplicate index {idx!r}")
-        order[idx] = pos
-    try:
-        dense = dense_from_lists(items, order)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ProtocolError("missing, ragged or null 'embedding' arrays") from exc
-    types = tuple(t if isinstance(t := items[p].get("type"), str) and t else None for p in order)
-    rid = doc.get("request_id") or request_id or ""
-    return MultimodalBatchResult(dense, types, parse_usage(doc.get("usage")), str(rid))
 
 
 @dataclass
@@ -399,7 +219,6 @@ class MultimodalJob(Assembly, StatusRules):
 
 
 def multimodal_job(
-    client: BaseClient,
     inputs: Sequence[object],
     *,
     model: str,
@@ -409,8 +228,17 @@ def multimodal_job(
     enable_fusion: bool | None,
     max_batch_size: int | None,
     on_progress: Callable[[int], None] | None,
+    region: str | None,
+    policy: RetryPolicy,
+    learned: Mapping[str, int],
+    on_limit: Callable[[str, int], None],
 ) -> MultimodalJob | EmbeddingResult:
     """Validate, encode and plan one call (no I/O but reading local images).
+
+    Args:
+        region: The client's region (``None`` when an explicit base URL turns region rules off).
+        learned: Row limits learned from the server so far, per model.
+        on_limit: Called with a smaller row limit the server answered.
 
     Returns:
         The job to run, or an empty result (nothing to send) for an empty input list.
@@ -420,13 +248,8 @@ def multimodal_job(
     """
     spec = get_model(model, kind="multimodal")
     opts = MultimodalOptions(model, dimension, fps, instruct, enable_fusion)
-    region = client.config.region  # None when base_url was given explicitly
     validate_multimodal_options(opts, spec, region=region)
-    bad_size = isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int)
-    if max_batch_size is not None and (bad_size or max_batch_size < 1):
-        raise InvalidInputError(
-            f"max_batch_size must be an int >= 1, got {max_batch_size!r}", rule="max_batch_size"
-        )
+    size = batch_size(spec, max_batch_size, learned.get(model))
     elements = encode_inputs(inputs, spec)
     if not elements:
         return EmbeddingResult.empty(model, dimension or spec.default_dimension)
@@ -436,10 +259,6 @@ def multimodal_job(
         opts = replace(opts, dimension=None)
     if spec.known and not spec.supports_fusion and opts.enable_fusion is False:
         opts = replace(opts, enable_fusion=None)
-    size = max_batch_size or spec.max_batch_size
-    learned = client.learned_limits.get(model)
-    if learned is not None:
-        size = min(size, learned)
     if opts.enable_fusion:
         _check_fusion_fits(elements, spec, size)
         batches = [Batch(tuple(range(len(elements))))]
@@ -450,7 +269,7 @@ def multimodal_job(
         opts,
         spec,
         batches,
-        client._policy,
-        on_limit=client._remember_limit,
+        policy,
+        on_limit=on_limit,
         on_progress=on_progress,
     )

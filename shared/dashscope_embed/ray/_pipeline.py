@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from dashscope_embed import DEFAULT_TEXT_MODEL, OutputType, TextType, get_model
-from dashscope_embed._engine._job import TextOptions, validate_text_options
 from dashscope_embed.ray._embedder import DashScopeEmbedder, OnError
 from dashscope_embed.ray._shared import SharedQuota
+from dashscope_embed.text._options import TextOptions, validate_text_options
 
 if TYPE_CHECKING:
     import ray

@@ -9,8 +9,7 @@ Images that live on this machine (a path, ``bytes``, a file object, a PIL image)
 sent inline as ``data:image/{format};base64,…``; they are never uploaded anywhere. Their format and
 size are checked against the model's limits before any request, and every error names the
 input's index. http(s) URLs (and existing ``data:`` URIs) are passed through untouched: the server
-fetches URLs, so only the format implied by a URL's extension can be checked here.
-"""
+fetches URLs, so only the format implied by a URL's extension can be checked here."""
 
 from __future__ import annotations
 
@@ -20,163 +19,49 @@ import io
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol, Union, runtime_checkable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dashscope_embed._errors import InvalidInputError
 from dashscope_embed._models import ModelSpec
 
-__all__ = [
-    "DATA_URI_LIMIT",
-    "MAX_MULTI_IMAGES",
-    "Element",
-    "Fused",
-    "Image",
-    "ImageSource",
-    "MultiImages",
-    "MultimodalInput",
-    "Video",
-    "encode_inputs",
-    "reads_local_data",
-    "sniff_format",
-]
+from ._inputs import (
+    DATA_URI_LIMIT,
+    MAX_MULTI_IMAGES,
+    Element,
+    Fused,
+    Image,
+    MultiImages,
+    Video,
+    _Readable,
+)
 
-#: Largest ``data:`` URI the service accepts ("Exceeded limit on max bytes per data-uri item").
-DATA_URI_LIMIT = 10 * 1024 * 1024
-#: Images in one ``multi_images`` element (tongyi-embedding-vision-*).
-MAX_MULTI_IMAGES = 8
+__all__ = ["encode_inputs", "reads_local_data", "sniff_format"]
+
+
 #: Rough token costs, used only to pace requests against a TPM quota.
 _IMAGE_TOKENS = 1000
+
+
 _VIDEO_TOKENS = 4000
 
+
 _ALIASES = {"jpg": "jpeg", "tif": "tiff"}
+
+
 #: Extensions that name an image format (used to check URLs; unknown extensions pass).
 _IMAGE_EXTENSIONS = frozenset(
     {"jpeg", "jpg", "png", "bmp", "webp", "tiff", "tif", "ico", "dib", "icns", "sgi", "rgb"}
     | {"gif", "heic", "heif", "avif", "svg", "jfif"}
 )
+
+
 _DATA_URI_RE = re.compile(r"data:image/([A-Za-z0-9.+-]+);base64,(.*)", re.DOTALL)
-
-
-@runtime_checkable
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class PILImageLike(Protocol):
-    """What is used of a ``PIL.Image.Image`` (pillow is optional and imported by the caller)."""
-
-    mode: str
-
-    def save(self, fp: IO[bytes], format: str | None = None, **params: Any) -> None: ...
-
-    def convert(self, mode: str) -> PILImageLike: ...
 
 
 #: Where an image can come from: an http(s) URL, a ``data:image/…`` URI, a local path (``str``,
 #: ``file://`` URI or ``PathLike``), raw bytes, a binary file object, or a PIL image.
-ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], PILImageLike]
-
-
-@dataclass(frozen=True)
-class Image:
-    """An image input.
-
-    Args:
-        source: An http(s) URL, a ``data:image/{fmt};base64,…`` URI, a local path (``str``,
-            ``file://`` URI or ``pathlib.Path``), ``bytes``, a binary file object (``BytesIO``, an
-            open file) or a PIL image. Local content is sent inline, never uploaded.
-        format: The format when it cannot be told from the bytes (``"png"``, ``"jpeg"``...); for
-            a PIL image, the format to encode it in (default PNG).
-
-    Example:
-        >>> Image("photos/cat.png")  # doctest: +SKIP
-        >>> Image("https://example.com/cat.jpg")  # doctest: +SKIP
-        >>> Image.from_bytes(png_bytes)  # doctest: +SKIP
-    """
-
-    source: ImageSource
-    format: str | None = None
-
-    @classmethod
-    def from_bytes(
-        cls, data: bytes | bytearray | memoryview, *, format: str | None = None
-    ) -> Image:
-        """An image from its encoded bytes (PNG, JPEG...), sent inline as a data URI."""
-        return cls(bytes(data), format=format)
-
-    @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> Image:
-        """An image from a local file, sent inline as a data URI (never uploaded)."""
-        return cls(Path(path))
-
-    @classmethod
-    def from_url(cls, url: str) -> Image:
-        """An image the service fetches from a public http(s) URL."""
-        return cls(url)
-
-
-@dataclass(frozen=True)
-class Video:
-    """A video input: a public http(s) URL (the service accepts videos by URL only).
-
-    Args:
-        url: Where the service can download the video (MP4, MOV, AVI...).
-    """
-
-    url: str
-
-
-@dataclass(frozen=True)
-class MultiImages:
-    """Several images embedded as one vector (``multi_images``; tongyi-embedding-vision-*).
-
-    Args:
-        images: Up to 8 images, each an :class:`Image` or anything :class:`Image` accepts.
-    """
-
-    images: tuple[Image, ...] = field(default=())
-
-    def __init__(self, images: Sequence[Image | ImageSource]) -> None:
-        if isinstance(images, (str, bytes)):
-            raise TypeError("MultiImages takes a list of images, not a single one")
-        wrapped = tuple(i if isinstance(i, Image) else Image(i) for i in images)
-        object.__setattr__(self, "images", wrapped)
-
-
-@dataclass(frozen=True)
-class Fused:
-    """Several modalities in one element, embedded as one fused vector.
-
-    Served by the ``tongyi-embedding-vision-*-2026-03-06`` models. (qwen3-vl-embedding fuses a
-    whole call instead: ``enable_fusion=True``.)
-
-    Args:
-        text: A text.
-        image: An :class:`Image` or anything :class:`Image` accepts.
-        video: A :class:`Video` or its URL.
-    """
-
-    text: str | None = None
-    image: Image | ImageSource | None = None
-    video: Video | str | None = None
-
-
-#: One input of ``embed_multimodal``: a ``str`` is always a text.
-MultimodalInput = str | Image | Video | MultiImages | Fused
-
-
-@dataclass(frozen=True)
-class Element:
-    """One input encoded as a ``contents`` item, with what it counts against the limits."""
-
-    content: dict[str, Any]
-    kind: str  # "text" | "image" | "video" | "multi_images" | "fused"
-    images: int = 0
-    videos: int = 0
-    tokens: int = 0
 
 
 def sniff_format(data: bytes) -> str | None:
