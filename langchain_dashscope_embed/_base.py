@@ -67,7 +67,11 @@ class DashScopeFields(BaseModel):
     def _explain_unknown_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
             reject_unknown_arguments(
-                cls.__name__, data, set(cls.model_fields) | {"api_key"}, renamed=_RENAMED
+                cls.__name__,
+                data,
+                set(cls.model_fields) | {"api_key"},
+                renamed=_RENAMED,
+                noun="field",
             )
         return data
 

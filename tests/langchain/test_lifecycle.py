@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from dashscope_embed import EmbeddingResult, SparseVector, Usage
+from dashscope_embed.adapters import Runtime, Space
 from dashscope_embed.emulator import Emulator, EmulatorServer
 from langchain_dashscope_embed import DashScopeEmbeddings, DashScopeMultimodalEmbeddings
-from dashscope_embed.adapters import Runtime, Space
 
 from .conftest import EMU_URL, TEST_KEY
 
@@ -124,6 +124,6 @@ def test_thirty_event_loops_leave_no_client_and_no_socket_behind(
     before = settled_fds(open_fds())
     for i in range(30):
         assert len(asyncio.run(emb.aembed_query(f"query {i}"))) > 0
-    assert len(emb._rt._async) == 0
+    assert len(emb._rt.aclient._pools) == 0
     assert settled_fds(before + 2) <= before + 2
     assert len(emulator_server.emulator.requests) == 31

@@ -30,7 +30,7 @@ from dashscope_embed import (
     Usage,
     get_model,
 )
-from dashscope_embed.emulator import Emulator, EmulatorConfig, text_vector
+from dashscope_embed.emulator import Emulator, EmulatorConfig, EmulatorServer, text_vector
 from llama_index_dashscope_embed import (
     DashScopeEmbedding,
     DashScopeUsageEvent,
@@ -124,35 +124,23 @@ def test_node_transform_embeds_25_nodes_in_three_requests(
     assert all(n.embedding is not None and len(n.embedding) == 1024 for n in nodes)
 
 
-@pytest.mark.parametrize(
-    ("model", "limit"),
-    [
-        ("text-embedding-v4", 10),
-        ("text-embedding-v3", 10),
-        ("text-embedding-v2", 25),
-        ("qwen3.7-text-embedding", 20),
-    ],
-)
-def test_embed_batch_size_defaults_to_the_model_row_limit(
-    make: Make, emulator: Emulator, model: str, limit: int
-) -> None:
-    """embed_batch_size defaults to the model's row limit, and a full batch is one request."""
-    emb = make(DashScopeEmbedding, model_name=model)
-    assert emb.embed_batch_size == limit
-    emb.get_text_embedding_batch([f"text {i}" for i in range(limit)])
-    assert rows_per_request(emulator) == [limit]
+def test_embed_batch_size_default_is_not_the_row_limit(make: Make, emulator: Emulator) -> None:
+    """embed_batch_size defaults to 100 texts per call; the core sends 10-row requests."""
+    emb = make(DashScopeEmbedding)
+    assert emb.embed_batch_size == 100
+    emb.get_text_embedding_batch([f"text {i}" for i in range(100)])
+    assert rows_per_request(emulator) == [10] * 10
 
 
-def test_embed_batch_size_above_the_limit_is_a_clear_value_error(make: Make) -> None:
-    """A batch size the model cannot take fails at construction, naming the limit."""
-    with pytest.raises(
-        ValueError, match=r"embed_batch_size=11 exceeds text-embedding-v4's limit of 10"
-    ):
-        make(DashScopeEmbedding, embed_batch_size=11)
+@pytest.mark.parametrize("size", [0, -1, 2.5])
+def test_embed_batch_size_below_one_is_a_clear_value_error(make: Make, size: object) -> None:
+    """A batch size that is not an int >= 1 fails at construction, naming the value."""
+    with pytest.raises(ValueError, match=r"embed_batch_size"):
+        make(DashScopeEmbedding, embed_batch_size=size)
 
 
 def test_unknown_model_takes_any_batch_size() -> None:
-    """A model the catalog does not know sends the caller's batch size as is (40 rows)."""
+    """An unknown model is batched by the core's row limit, not by embed_batch_size."""
     spec = replace(get_model("text-embedding-v4"), name="text-embedding-v9", max_batch_size=40)
     emu = Emulator(EmulatorConfig(extra_models={"text-embedding-v9": spec}))
     emb = DashScopeEmbedding(
@@ -163,7 +151,7 @@ def test_unknown_model_takes_any_batch_size() -> None:
         http_client=httpx.Client(transport=emu.transport()),
     )
     got = emb.get_text_embedding_batch([f"text {i}" for i in range(40)])
-    assert rows_per_request(emu) == [40]
+    assert rows_per_request(emu) == [10] * 4  # the conservative default for unknown names
     want = text_vector("text-embedding-v9", "text 3", dimension=1024, max_dimension=2048)
     assert close_to(got[3], want)
 
@@ -353,14 +341,17 @@ def test_failures_raise_typed_errors_and_no_end_event(
     assert recorder.of_type(EmbeddingEndEvent) == []
 
 
-def test_two_event_loops_in_a_row_each_get_their_own_async_client(make: Make) -> None:
-    """Two asyncio.run calls both work; each loop gets a separate core async client."""
-    emb = make(DashScopeEmbedding)
+@pytest.mark.integration
+def test_two_event_loops_in_a_row_each_get_their_own_async_client(
+    emulator_server: EmulatorServer,
+) -> None:
+    """Two asyncio.run calls both work; each loop gets a connection pool of its own."""
+    emb = DashScopeEmbedding(api_key=TEST_KEY, base_url=emulator_server.url)
     clients: list[object] = []
 
     async def once() -> list[float]:
         vec = await emb.aget_query_embedding("hello")
-        clients.append(await emb._rt.aclient())
+        clients.append(await emb._rt.aclient._http())
         return vec
 
     assert asyncio.run(once()) == asyncio.run(once())
@@ -393,9 +384,9 @@ def test_usage_totals_and_usage_events(
     assert emb.usage.total_tokens == handler.total_embedding_token_count == emulator.stats.tokens
     assert emb.usage.total_tokens > 0
     assert emb.last_usage is not None
-    assert emb.last_usage.requests == 1
+    assert emb.last_usage.requests == 3  # one batch call of 25 texts: 3 requests of <= 10
     assert all(e.model_name == V4 and e.text_type == "document" for e in events)
-    assert all(len(e.request_ids) == 1 for e in events)
+    assert [len(e.request_ids) for e in events] == [3]
 
 
 def test_pickled_copy_keeps_key_and_options(make: Make) -> None:

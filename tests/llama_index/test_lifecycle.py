@@ -58,7 +58,7 @@ def test_thirty_event_loops_leave_no_client_and_no_socket_behind(
     before = settled_fds(open_fds())
     for i in range(30):
         assert asyncio.run(emb.aget_query_embedding(f"query {i}"))
-    assert len(emb._rt._async) == 0
+    assert len(emb._rt.aclient._pools) == 0
     assert settled_fds(before + 2) <= before + 2
     assert len(emulator_server.emulator.requests) == 31
 
@@ -73,24 +73,26 @@ def test_loops_closed_without_shutdown_are_dropped(emulator_server: EmulatorServ
         loop = asyncio.new_event_loop()
         loop.run_until_complete(emb.aget_query_embedding(f"query {i}"))
         loop.close()
-    assert len(emb._rt._async) == 1  # each new loop dropped the closed one before it
+    assert len(emb._rt.aclient._pools) == 1  # each new loop dropped the closed one before it
     asyncio.run(emb.aget_query_embedding("one more"))
-    assert len(emb._rt._async) == 0
+    assert len(emb._rt.aclient._pools) == 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)  # sockets of the dead loops
         gc.collect()
     assert settled_fds(before + 2) <= before + 2
 
 
-async def test_aclose_closes_the_running_loops_client(make: Make) -> None:
-    """aclose() closes this loop's client now; the next call opens a new one."""
-    emb = make(DashScopeEmbedding)
+@pytest.mark.integration
+async def test_aclose_closes_the_running_loops_client(emulator_server: EmulatorServer) -> None:
+    """aclose() closes this loop's connection pool now; the next call opens a new one."""
+    emb = DashScopeEmbedding(api_key=TEST_KEY, base_url=emulator_server.url)
     await emb.aget_query_embedding("q")
-    first = await emb._rt.aclient()
+    first = await emb._rt.aclient._http()
     await emb.aclose()
-    assert len(emb._rt._async) == 0
+    assert len(emb._rt.aclient._pools) == 0
     await emb.aget_query_embedding("q")
-    assert await emb._rt.aclient() is not first
+    assert await emb._rt.aclient._http() is not first
+    assert first.is_closed
 
 
 # --- finding 2: unknown keyword arguments ------------------------------------------------------
@@ -184,10 +186,10 @@ def test_assigning_a_region_re_resolves_the_host(make: Make) -> None:
 
 
 def test_refused_assignments_change_nothing(make: Make, emulator: Emulator) -> None:
-    """A batch size over the limit, a bad dimension or region raise and leave the model as is."""
+    """A batch size below 1, a bad dimension or region raise and leave the model as is."""
     emb = make(DashScopeEmbedding)
-    with pytest.raises(ValidationError, match="embed_batch_size=25 exceeds text-embedding-v4"):
-        emb.embed_batch_size = 25
+    with pytest.raises(ValidationError, match="embed_batch_size"):
+        emb.embed_batch_size = 0
     with pytest.raises(InvalidInputError, match="dimension=7 is not allowed"):
         emb.dimension = 7
     with pytest.raises(ConfigurationError, match="unknown region 'mars'"):
@@ -197,13 +199,13 @@ def test_refused_assignments_change_nothing(make: Make, emulator: Emulator) -> N
         mm.region = "intl"
     assert (mm.region, mm.base_url) == (None, EMU_URL)
     assert (emb.embed_batch_size, emb.dimension, emb.region, emb.base_url) == (
-        10,
+        100,
         None,
         None,
         EMU_URL,
     )
     emb.get_text_embedding_batch([f"t{i}" for i in range(25)])
-    assert rows_per_request(emulator) == [10, 10, 5]
+    assert sorted(rows_per_request(emulator), reverse=True) == [10, 10, 5]  # side by side
     assert all("dimension" not in r.json.get("parameters", {}) for r in emulator.requests)
 
 

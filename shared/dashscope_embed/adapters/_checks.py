@@ -17,6 +17,7 @@ def reject_unknown_arguments(
     *,
     renamed: Mapping[str, str] | None = None,
     ignored: Collection[str] = (),
+    noun: str = "argument",
 ) -> None:
     """Refuse every unknown keyword at once, each with the closest accepted name.
 
@@ -30,6 +31,7 @@ def reject_unknown_arguments(
         accepted: The names the class takes.
         renamed: Names other integrations use, mapped to ours (``model`` → ``model_name``).
         ignored: Names tolerated without being accepted (e.g. ``class_name`` from ``to_dict``).
+        noun: What the framework calls them (``"field"`` for LangChain's pydantic models).
 
     Raises:
         TypeError: listing every unknown name with a did-you-mean hint where one is close.
@@ -44,9 +46,9 @@ def reject_unknown_arguments(
             iter(difflib.get_close_matches(name, sorted(accepted), n=1)), None
         )
         parts.append(f"{name!r} (did you mean {close!r}?)" if close else repr(name))
-    noun = "argument" if len(unknown) == 1 else "arguments"
+    plural = "" if len(unknown) == 1 else "s"
     raise TypeError(
-        f"{cls_name} got unknown {noun} {', '.join(parts)}. It accepts: "
+        f"{cls_name} got unknown {noun}{plural} {', '.join(parts)}. It accepts: "
         + ", ".join(sorted(accepted))
     )
 
