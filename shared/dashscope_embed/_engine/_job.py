@@ -15,6 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from dashscope_embed._errors import (
     APIConnectionError,
     APIStatusError,
@@ -26,7 +29,7 @@ from dashscope_embed._errors import (
     RateLimitError,
 )
 from dashscope_embed._models import ModelSpec
-from dashscope_embed._types import EmbeddingResult, PartialResult
+from dashscope_embed._types import EmbeddingResult, PartialResult, Usage
 from dashscope_embed._wire import (
     ProtocolError,
     loads,
@@ -44,6 +47,7 @@ __all__ = [
     "Outcome",
     "StatusRules",
     "batch_size",
+    "check_dimension",
     "chunks",
 ]
 
@@ -66,6 +70,30 @@ def batch_size(spec: ModelSpec, max_batch_size: int | None, learned: int | None)
         )
     size = max_batch_size or spec.max_batch_size
     return size if learned is None else min(size, learned)
+
+
+def check_dimension(dimension: int | None, spec: ModelSpec) -> None:
+    """Refuse a ``dimension`` the model cannot return, naming the allowed values.
+
+    Raises:
+        InvalidInputError: with ``rule="dimension"``.
+    """
+    if dimension is None:
+        return
+    if isinstance(dimension, bool) or not isinstance(dimension, int):
+        raise InvalidInputError(f"dimension must be an int, got {dimension!r}", rule="dimension")
+    if spec.known and not spec.supports_dimension and dimension != spec.default_dimension:
+        raise InvalidInputError(
+            f"{spec.name} has a fixed dimension of {spec.default_dimension}; "
+            f"dimension={dimension} is not allowed",
+            rule="dimension",
+        )
+    if spec.known and spec.dimensions and dimension not in spec.dimensions:
+        allowed = ", ".join(str(d) for d in sorted(spec.dimensions, reverse=True))
+        raise InvalidInputError(
+            f"dimension={dimension} is not allowed for {spec.name}; allowed: {allowed}",
+            rule="dimension",
+        )
 
 
 def _is_json(body: bytes) -> bool:
@@ -275,14 +303,50 @@ class StatusRules:
 
 
 class Assembly:
-    """``result()`` and ``partial()`` of a job that stores rows as their answers arrive.
+    """How a job stores rows as their answers arrive, and its ``result()`` / ``partial()``.
 
-    A job provides ``_lock``, ``_done``, ``_rows_done``, :meth:`_size` and :meth:`_assemble`.
+    A job provides ``_lock``, ``_done``, ``_rows_done``, ``_dense``, ``_usage``,
+    ``_request_ids``, :meth:`_size` and :meth:`_assemble`.
     """
 
     _lock: threading.Lock
     _done: int
     _rows_done: list[int]
+    _dense: npt.NDArray[np.float32] | None
+    _usage: Usage
+    _request_ids: dict[int, str]
+
+    def _put_dense(
+        self,
+        rows: int,
+        positions: Sequence[int],
+        dense: npt.NDArray[np.float32],
+        request_id: str,
+        indices: tuple[int, ...],
+    ) -> None:
+        """Store vectors at ``positions`` (lock held); the first answer fixes the dimension.
+
+        Raises:
+            APIStatusError: a later answer has another dimension (a protocol fault).
+        """
+        if self._dense is None:
+            self._dense = np.empty((rows, dense.shape[1]), dtype=np.float32)
+        elif dense.shape[1] != self._dense.shape[1]:
+            raise APIStatusError(
+                f"server returned {dense.shape[1]}-d vectors after {self._dense.shape[1]}-d ones",
+                status=200,
+                code="ProtocolError",
+                request_id=request_id,
+                input_indices=indices,
+            )
+        self._dense[np.asarray(positions, dtype=np.intp)] = dense
+
+    def _count(self, batch: Batch, usage: Usage, request_id: str, stored: Sequence[int]) -> None:
+        """Book one answered request (lock held): usage, request id, rows done."""
+        self._usage = self._usage + usage
+        self._request_ids[batch.indices[0]] = request_id
+        self._done += len(batch.indices)
+        self._rows_done.extend(stored)
 
     def _size(self) -> int:
         raise NotImplementedError

@@ -171,29 +171,15 @@ class MultimodalJob(Assembly, StatusRules):
     def _store(self, batch: Batch, res: MultimodalBatchResult) -> None:
         positions = [0] if self.fused else list(batch.indices)
         with self._lock:
-            if self._dense is None:
-                n = 1 if self.fused else len(self.elements)
-                self._dense = np.empty((n, res.dense.shape[1]), dtype=np.float32)
-            elif res.dense.shape[1] != self._dense.shape[1]:
-                raise APIStatusError(
-                    f"server returned {res.dense.shape[1]}-d vectors after "
-                    f"{self._dense.shape[1]}-d ones",
-                    status=200,
-                    code="ProtocolError",
-                    request_id=res.request_id,
-                    input_indices=batch.indices,
-                )
-            self._dense[np.asarray(positions)] = res.dense
+            rows = 1 if self.fused else len(self.elements)
+            self._put_dense(rows, positions, res.dense, res.request_id, batch.indices)
             if self.fused:
                 self._types = [res.types[0] or "fused"]
             else:
                 for i, kind in zip(batch.indices, res.types, strict=True):
                     if kind is not None:
                         self._types[i] = kind
-            self._usage = self._usage + res.usage
-            self._request_ids[batch.indices[0]] = res.request_id
-            self._done += len(batch.indices)
-            self._rows_done.extend(positions)
+            self._count(batch, res.usage, res.request_id, positions)
         if self.on_progress is not None:
             self.on_progress(len(batch.indices))
 

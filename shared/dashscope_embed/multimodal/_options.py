@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dashscope_embed._engine._job import check_dimension
 from dashscope_embed._errors import (
     InvalidInputError,
 )
 from dashscope_embed._models import MODELS, ModelSpec
-from dashscope_embed.text._options import TextOptions, validate_text_options
 
 __all__ = ["DEFAULT_MULTIMODAL_MODEL", "MultimodalOptions", "validate_multimodal_options"]
 
@@ -64,8 +64,7 @@ def validate_multimodal_options(
             f"{spec.name} is served only in {where}; this client is set to region {region!r}{hint}",
             rule="region",
         )
-    # dimension (fixed / whitelist) is checked exactly as for text models
-    validate_text_options(TextOptions(spec.name, None, opts.dimension), spec, region=None)
+    check_dimension(opts.dimension, spec)  # fixed / allowed values, as for text models
     if opts.fps is not None:
         if isinstance(opts.fps, bool) or not isinstance(opts.fps, (int, float)):
             raise InvalidInputError(f"fps must be a number, got {opts.fps!r}", rule="fps")

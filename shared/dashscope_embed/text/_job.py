@@ -115,31 +115,17 @@ class TextJob(Assembly, StatusRules):
         tokens: int,
         request_id: str,
     ) -> None:
-        idx = np.asarray(batch.indices)
         with self._lock:
             if dense is not None:
-                if self._dense is None:
-                    shape = (len(self._distinct), dense.shape[1])
-                    self._dense = np.empty(shape, dtype=np.float32)
-                elif dense.shape[1] != self._dense.shape[1]:
-                    raise APIStatusError(
-                        f"server returned {dense.shape[1]}-d vectors after "
-                        f"{self._dense.shape[1]}-d ones",
-                        status=200,
-                        code="ProtocolError",
-                        request_id=request_id,
-                        input_indices=self._origin(batch.indices),
-                    )
-                self._dense[idx] = dense
+                rows = len(self._distinct)
+                origin = self._origin(batch.indices)
+                self._put_dense(rows, batch.indices, dense, request_id, origin)
             if sparse is not None:
                 for i, vec in zip(batch.indices, sparse, strict=True):
                     self._sparse[i] = vec
-            self._usage = self._usage + Usage(total_tokens=tokens, requests=1)
-            self._request_ids[batch.indices[0]] = request_id
-            self._done += len(batch.indices)
-            self._rows_done.extend(batch.indices)
+            self._count(batch, Usage(total_tokens=tokens, requests=1), request_id, batch.indices)
         if self.on_progress is not None:
-            self.on_progress(int(self._counts[idx].sum()))
+            self.on_progress(int(self._counts[np.asarray(batch.indices)].sum()))
 
     def _size(self) -> int:
         return len(self._distinct)

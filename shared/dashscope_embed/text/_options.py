@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dashscope_embed._engine._job import check_dimension
 from dashscope_embed._errors import InvalidInputError
 from dashscope_embed._models import ModelSpec
 
@@ -62,23 +63,7 @@ def validate_text_options(opts: TextOptions, spec: ModelSpec, *, region: str | N
             "text-embedding-v3, text-embedding-v4, qwen3.7-text-embedding(-flash)",
             rule="output_type",
         )
-    if opts.dimension is not None:
-        if isinstance(opts.dimension, bool) or not isinstance(opts.dimension, int):
-            raise InvalidInputError(
-                f"dimension must be an int, got {opts.dimension!r}", rule="dimension"
-            )
-        if spec.known and not spec.supports_dimension and opts.dimension != spec.default_dimension:
-            raise InvalidInputError(
-                f"{spec.name} has a fixed dimension of {spec.default_dimension}; "
-                f"dimension={opts.dimension} is not allowed",
-                rule="dimension",
-            )
-        if spec.known and spec.dimensions and opts.dimension not in spec.dimensions:
-            allowed = ", ".join(str(d) for d in sorted(spec.dimensions, reverse=True))
-            raise InvalidInputError(
-                f"dimension={opts.dimension} is not allowed for {spec.name}; allowed: {allowed}",
-                rule="dimension",
-            )
+    check_dimension(opts.dimension, spec)
     if opts.instruct is not None:
         if not isinstance(opts.instruct, str) or not opts.instruct.strip():
             raise InvalidInputError("instruct must be a non-empty string", rule="instruct")
