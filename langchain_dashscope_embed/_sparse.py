@@ -9,21 +9,40 @@ source's ``_embed`` / ``_aembed``) only for the texts it does not find there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Protocol
 
-from dashscope_embed import SparseVector, TextType
+from dashscope_embed import EmbeddingResult, SparseVector, TextType
+from dashscope_embed.adapters import Runtime, Space
 
-from .embeddings import DashScopeEmbeddings
+__all__ = ["SparseBase", "SparseSource"]
 
-__all__ = ["SparseBase"]
+
+class SparseSource(Protocol):
+    """What a sparse view needs of its dense source (a ``DashScopeEmbeddings``)."""
+
+    _rt: Runtime
+
+    def _space(self, text_type: TextType) -> Space: ...
+
+    def _embed(
+        self, texts: Sequence[str], text_type: TextType, output_type: Any = None
+    ) -> EmbeddingResult: ...
+
+    async def _aembed(
+        self, texts: Sequence[str], text_type: TextType, output_type: Any = None
+    ) -> EmbeddingResult: ...
 
 
 class SparseBase:
     """Holds the source embeddings and checks that the vector-store package is installed."""
 
     _missing: str | None = None  # set by a subclass whose framework failed to import
+    #: Builds a source from fields; ``embeddings.py`` sets it to ``DashScopeEmbeddings`` (so this
+    #: module, and the Qdrant / Milvus classes on it, never import the dense class).
+    make_source: ClassVar[Callable[..., SparseSource]]
 
-    def __init__(self, source: DashScopeEmbeddings | None = None, **kwargs: object) -> None:
+    def __init__(self, source: SparseSource | None = None, **kwargs: object) -> None:
         """Use ``source``'s settings, calls and usage meter, or build one from ``kwargs``.
 
         Args:
@@ -38,7 +57,7 @@ class SparseBase:
             raise ImportError(self._missing)
         if source is not None and kwargs:
             raise TypeError("pass either source= or DashScopeEmbeddings fields, not both")
-        self.source = source if source is not None else DashScopeEmbeddings(**kwargs)
+        self.source = source if source is not None else SparseBase.make_source(**kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(source={self.source!r})"

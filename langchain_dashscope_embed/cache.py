@@ -11,22 +11,42 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from dashscope_embed import get_model
 
 if TYPE_CHECKING:
     from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_core.embeddings import Embeddings
     from langchain_core.stores import ByteStore
 
-    from .embeddings import DashScopeEmbeddings
-
-__all__ = ["cache_namespace", "cached_embeddings"]
+__all__ = ["DenseSpace", "cache_namespace", "cached_embeddings"]
 
 
-def cache_namespace(
-    embeddings: DashScopeEmbeddings, kind: Literal["document", "query"] = "document"
-) -> str:
+class DenseSpace(Protocol):
+    """What names a dense vector space (``DashScopeEmbeddings`` has it; no import needed)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def dimension(self) -> int | None: ...
+
+    @property
+    def query_instruct(self) -> str | None: ...
+
+    def cache_namespace(self, kind: Literal["document", "query"] = "document") -> str: ...
+
+
+class CachableEmbeddings(DenseSpace, Protocol):
+    """A ``DashScopeEmbeddings``: its space, and LangChain's two embedding calls."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+def cache_namespace(embeddings: DenseSpace, kind: Literal["document", "query"] = "document") -> str:
     """A cache-key prefix naming the vector space ``embeddings`` produces for ``kind`` texts.
 
     It covers the model, the effective dimension (``None`` and the model's default are the same
@@ -50,7 +70,7 @@ def cache_namespace(
 
 
 def cached_embeddings(
-    embeddings: DashScopeEmbeddings,
+    embeddings: CachableEmbeddings,
     store: ByteStore,
     *,
     query_store: ByteStore | None = None,
@@ -82,9 +102,11 @@ def cached_embeddings(
             "CacheBackedEmbeddings lives in langchain-classic: pip install langchain-classic"
         ) from exc
 
+    dense = cast("Embeddings", embeddings)
+
     def keyed(byte_store: ByteStore, kind: Literal["document", "query"]) -> CacheBackedEmbeddings:
         return CacheBackedEmbeddings.from_bytes_store(
-            embeddings,
+            dense,
             byte_store,
             namespace=embeddings.cache_namespace(kind),
             batch_size=batch_size,
@@ -93,7 +115,7 @@ def cached_embeddings(
 
     queries = keyed(query_store or store, "query") if cache_queries else None
     return CacheBackedEmbeddings(
-        embeddings,
+        dense,
         keyed(store, "document").document_embedding_store,
         batch_size=batch_size,
         query_embedding_store=queries.document_embedding_store if queries else None,

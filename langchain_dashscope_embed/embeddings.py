@@ -16,6 +16,7 @@ from dashscope_embed import (
 from dashscope_embed.adapters import Space, reject_multimodal_model
 
 from ._base import DashScopeFields
+from ._sparse import SparseBase
 
 try:
     from langchain_core.embeddings import Embeddings
@@ -150,3 +151,6 @@ class DashScopeEmbeddings(DashScopeFields, Embeddings):
         from .cache import cache_namespace
 
         return cache_namespace(self, kind)
+
+
+SparseBase.make_source = DashScopeEmbeddings
