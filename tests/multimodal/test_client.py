@@ -158,7 +158,8 @@ def test_usage_shapes_are_passed_through(shell: Shell) -> None:
     )
     assert (v1.usage.image_count, v1.usage.duration, v1.usage.requests) == (1, 10.0, 1)
     assert v1.usage.total_tokens == v1.usage.input_tokens == 1
-    vl = shell.embed([Image("https://img.test/a.png")] * 6, model="qwen3-vl-embedding")
+    six = [Image(f"https://img.test/{i}.png") for i in range(6)]
+    vl = shell.embed(six, model="qwen3-vl-embedding")
     assert (vl.usage.requests, vl.usage.image_tokens) == (2, 6 * 256)
     assert len(vl.request_ids) == 2
 

@@ -38,6 +38,7 @@ from dashscope_embed._wire import (
     parse_retry_after,
 )
 
+from ._distinct import Distinct
 from ._retry import RetryPolicy
 
 __all__ = [
@@ -178,9 +179,8 @@ class StatusRules:
         raise NotImplementedError
 
     def _origin(self, indices: Sequence[int]) -> tuple[int, ...]:
-        """The caller's input positions behind a batch's rows (a job that sends each distinct
-        text once maps a row to every position holding that text)."""
-        return tuple(indices)
+        """The caller's input positions behind a batch's rows (see :class:`Assembly`)."""
+        raise NotImplementedError
 
     def on_response(
         self, batch: Batch, attempt: int, status: int, headers: Mapping[str, str], body: bytes
@@ -306,7 +306,8 @@ class Assembly:
     """How a job stores rows as their answers arrive, and its ``result()`` / ``partial()``.
 
     A job provides ``_lock``, ``_done``, ``_rows_done``, ``_dense``, ``_usage``,
-    ``_request_ids``, :meth:`_size` and :meth:`_assemble`.
+    ``_request_ids``, ``_fan`` (its :class:`~._distinct.Distinct` inputs), :meth:`_size` and
+    :meth:`_assemble` (which maps caller positions to stored rows with ``_fan.pick``).
     """
 
     _lock: threading.Lock
@@ -315,6 +316,7 @@ class Assembly:
     _dense: npt.NDArray[np.float32] | None
     _usage: Usage
     _request_ids: dict[int, str]
+    _fan: Distinct
 
     def _put_dense(
         self,
@@ -362,8 +364,13 @@ class Assembly:
             raise DashScopeError(f"internal error: {self._done} of {n} inputs embedded")
         return self._assemble(None)
 
+    def _origin(self, indices: Sequence[int]) -> tuple[int, ...]:
+        """Every caller position behind the distinct rows ``indices``."""
+        return self._fan.origin(indices)
+
     def partial(self) -> PartialResult:
-        """The rows stored so far (for an error: what the failed call already paid for)."""
+        """The caller's positions embedded so far, and their rows (for an error: what the
+        failed call already paid for)."""
         with self._lock:
-            rows = sorted(self._rows_done)
+            rows = self._fan.done(self._rows_done)
             return PartialResult(tuple(rows), self._assemble(rows))

@@ -5,6 +5,7 @@ Plain value classes; nothing is read or encoded here (see :mod:`._encode`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -148,3 +149,8 @@ class Element:
     images: int = 0
     videos: int = 0
     tokens: int = 0
+
+    @property
+    def key(self) -> str:
+        """What makes two inputs the same request item (identical inputs are sent once)."""
+        return json.dumps(self.content, sort_keys=True, separators=(",", ":"))

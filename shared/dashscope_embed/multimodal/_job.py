@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
+from dashscope_embed._engine._distinct import Distinct
 from dashscope_embed._engine._job import Assembly, Batch, Outcome, StatusRules, batch_size
 from dashscope_embed._engine._retry import RetryPolicy
 from dashscope_embed._errors import (
@@ -116,7 +117,7 @@ class MultimodalJob(Assembly, StatusRules):
     elements: list[Element]
     opts: MultimodalOptions
     spec: ModelSpec
-    batches: list[Batch]
+    batch_size: int
     policy: RetryPolicy
     on_limit: Callable[[str, int], None] = lambda model, limit: None
     on_progress: Callable[[int], None] | None = None
@@ -131,7 +132,11 @@ class MultimodalJob(Assembly, StatusRules):
     path: str = MULTIMODAL_EMBEDDING_PATH
 
     def __post_init__(self) -> None:
-        self._types = [e.kind for e in self.elements]
+        # A fused call is one vector of everything: nothing to share between positions.
+        keys = range(len(self.elements)) if self.fused else [e.key for e in self.elements]
+        self._fan = Distinct(keys)
+        self._distinct = [self.elements[p] for p in self._fan.first]
+        self._types = [e.kind for e in self._distinct]
 
     @property
     def model(self) -> str:
@@ -143,15 +148,19 @@ class MultimodalJob(Assembly, StatusRules):
         return bool(self.opts.enable_fusion)
 
     def initial_batches(self) -> list[Batch]:
-        return list(self.batches)
+        if self.fused:
+            return [Batch(tuple(range(len(self._distinct))))]
+        return plan_batches(
+            self._distinct, self.batch_size, self.spec.max_images, self.spec.max_videos
+        )
 
     def body(self, batch: Batch) -> bytes:
-        contents = [self.elements[i].content for i in batch.indices]
+        contents = [self._distinct[i].content for i in batch.indices]
         return dumps(build_multimodal_body(self.opts.model, contents, self.opts))
 
     def estimated_tokens(self, batch: Batch) -> int:
         """A rough token estimate (texts by length, images and videos at a flat rate)."""
-        return sum(self.elements[i].tokens for i in batch.indices)
+        return sum(self._distinct[i].tokens for i in batch.indices)
 
     def _on_status_error(
         self, batch: Batch, attempt: int, error: APIStatusError, retry_after: float | None
@@ -171,7 +180,7 @@ class MultimodalJob(Assembly, StatusRules):
     def _store(self, batch: Batch, res: MultimodalBatchResult) -> None:
         positions = [0] if self.fused else list(batch.indices)
         with self._lock:
-            rows = 1 if self.fused else len(self.elements)
+            rows = 1 if self.fused else len(self._distinct)
             self._put_dense(rows, positions, res.dense, res.request_id, batch.indices)
             if self.fused:
                 self._types = [res.types[0] or "fused"]
@@ -181,18 +190,21 @@ class MultimodalJob(Assembly, StatusRules):
                         self._types[i] = kind
             self._count(batch, res.usage, res.request_id, positions)
         if self.on_progress is not None:
-            self.on_progress(len(batch.indices))
+            self.on_progress(self._fan.inputs(batch.indices))
 
     def _size(self) -> int:
-        return len(self.elements)
+        return len(self._distinct)
 
     def _assemble(self, rows: list[int] | None) -> EmbeddingResult:
         """One row per input in input order (one row if fused), or just ``rows``."""
         dense = self._dense if self._dense is not None else np.zeros((0, 0), dtype=np.float32)
         types = self._types
-        if rows is not None:
-            dense = dense[rows] if self._dense is not None else dense
-            types = [self._types[i] for i in rows]
+        pick = None if self.fused else self._fan.pick(rows)
+        if self.fused and rows is not None:
+            pick = np.asarray(rows, dtype=np.intp)
+        if pick is not None:
+            dense = dense[pick] if self._dense is not None else dense
+            types = [self._types[i] for i in pick.tolist()]
         return EmbeddingResult(
             embeddings=dense,
             sparse=None,
@@ -247,14 +259,11 @@ def multimodal_job(
         opts = replace(opts, enable_fusion=None)
     if opts.enable_fusion:
         _check_fusion_fits(elements, spec, size)
-        batches = [Batch(tuple(range(len(elements))))]
-    else:
-        batches = plan_batches(elements, size, spec.max_images, spec.max_videos)
     return MultimodalJob(
         elements,
         opts,
         spec,
-        batches,
+        size,
         policy,
         on_limit=on_limit,
         on_progress=on_progress,

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from dashscope_embed._engine._distinct import Distinct
 from dashscope_embed._engine._job import Assembly, Batch, Outcome, StatusRules, batch_size, chunks
 from dashscope_embed._engine._retry import RetryPolicy
 from dashscope_embed._errors import APIStatusError
 from dashscope_embed._models import ModelSpec, get_model
-from dashscope_embed._types import EmbeddingResult, OutputType, PartialResult, SparseVector, Usage
+from dashscope_embed._types import EmbeddingResult, OutputType, SparseVector, Usage
 from dashscope_embed._wire import TEXT_EMBEDDING_PATH, build_text_body, dumps, parse_text_response
 
 from ._options import TextOptions, validate_text_options, validate_texts
@@ -31,8 +32,8 @@ __all__ = ["TextJob", "text_job"]
 class TextJob(Assembly, StatusRules):
     """All the state of one ``embed_texts`` call; safe to update from worker threads.
 
-    Batches hold indices into the *distinct* texts; :meth:`_origin` maps them back to the
-    caller's positions for errors, :meth:`partial` and :meth:`result`.
+    Batches hold indices into the *distinct* texts; ``_fan`` maps them back to the caller's
+    positions for errors, :meth:`partial` and :meth:`result`.
     """
 
     texts: list[str]
@@ -53,13 +54,8 @@ class TextJob(Assembly, StatusRules):
     path: str = TEXT_EMBEDDING_PATH
 
     def __post_init__(self) -> None:
-        slot: dict[str, int] = {}
-        inverse = [slot.setdefault(t, len(slot)) for t in self.texts]
-        self._distinct = list(slot)
-        self._inverse = np.asarray(inverse, dtype=np.intp)
-        self._identity = len(self._distinct) == len(self.texts)
-        self._counts = np.bincount(self._inverse, minlength=len(self._distinct))
-        self._positions: list[list[int]] | None = None
+        self._fan = Distinct(self.texts)
+        self._distinct = [self.texts[p] for p in self._fan.first]
         self._sparse = [None] * len(self._distinct)
 
     @property
@@ -85,16 +81,6 @@ class TextJob(Assembly, StatusRules):
     def estimated_tokens(self, batch: Batch) -> int:
         """A cheap upper-bound-ish token estimate, for quota pacing only."""
         return sum(len(self._distinct[i]) // 3 + 1 for i in batch.indices)
-
-    def _origin(self, indices: Sequence[int]) -> tuple[int, ...]:
-        if self._identity:
-            return tuple(indices)
-        if self._positions is None:
-            positions: list[list[int]] = [[] for _ in self._distinct]
-            for pos, k in enumerate(self._inverse.tolist()):
-                positions[k].append(pos)
-            self._positions = positions
-        return tuple(sorted(p for i in indices for p in self._positions[i]))
 
     def _accept(self, batch: Batch, headers: Mapping[str, str], body: bytes) -> Outcome:
         res = parse_text_response(
@@ -125,24 +111,14 @@ class TextJob(Assembly, StatusRules):
                     self._sparse[i] = vec
             self._count(batch, Usage(total_tokens=tokens, requests=1), request_id, batch.indices)
         if self.on_progress is not None:
-            self.on_progress(int(self._counts[np.asarray(batch.indices)].sum()))
+            self.on_progress(self._fan.inputs(batch.indices))
 
     def _size(self) -> int:
         return len(self._distinct)
 
-    def partial(self) -> PartialResult:
-        """The caller's positions whose text was embedded before a failure, and their rows."""
-        with self._lock:
-            done = np.zeros(len(self._distinct), dtype=bool)
-            done[np.asarray(self._rows_done, dtype=np.intp)] = True
-            rows = np.flatnonzero(done[self._inverse]).tolist()
-            return PartialResult(tuple(rows), self._assemble(rows))
-
     def _assemble(self, rows: list[int] | None) -> EmbeddingResult:
         """Every input (``None``) or the caller's positions ``rows``, in that order."""
-        pick = None if rows is None and self._identity else self._inverse
-        if rows is not None:
-            pick = self._inverse[np.asarray(rows, dtype=np.intp)]
+        pick = self._fan.pick(rows)
         n = len(self.texts) if rows is None else len(rows)
         if self._dense is None:
             dense = np.zeros((n, 0), dtype=np.float32)
