@@ -1,0 +1,400 @@
+"""The pytest plugin, used the way users will: small test files run by pytester.
+
+Each inner test file uses only the ``dashscope_emulator`` fixtures and marker and builds its
+clients with no base URL or key: our client, the official dashscope SDK and the openai SDK all
+reach the emulator through the switch. The plugin is loaded with ``-p`` (the venv's entry point
+may predate this pyproject); ``test_entry_point_is_declared`` checks the declaration itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+import dashscope_embed
+
+pytest_plugins = ["pytester"]
+
+PLUGIN = "dashscope_embed.emulator.pytest_plugin"
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = Path(dashscope_embed.__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _inner_ini(pytester: pytest.Pytester) -> None:
+    """Inner runs get a quiet config (pytest-asyncio warns without a loop scope)."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", PLUGIN, "--strict-markers", "-q", *args)
+
+
+def test_entry_point_is_declared() -> None:
+    """pyproject declares the pytest11 entry point under the module's own name, pointing at an
+    importable module that registers the marker (so installing the package enables it)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["pytest11"] == {PLUGIN: PLUGIN}
+    dev = project["optional-dependencies"]["dev"]
+    assert any(dep.startswith("dashscope>=") for dep in dev)
+    assert any(dep.startswith("openai>=") for dep in dev)
+    module = __import__(PLUGIN, fromlist=["pytest_configure"])
+    assert callable(module.pytest_configure)
+
+
+OUR_CLIENT = """
+import numpy as np
+from dashscope_embed import DashScopeClient
+from dashscope_embed.emulator import text_vector
+
+def test_our_client(dashscope_emulator):
+    with DashScopeClient() as client:  # no key, no base URL
+        result = client.embed_texts(["hello world", "second text"], dimension=256)
+    np.testing.assert_allclose(
+        result.embeddings[1], text_vector("text-embedding-v4", "second text", dimension=256),
+        atol=1e-7,
+    )
+    [record] = dashscope_emulator.requests
+    assert record.path == "/api/v1/services/embeddings/text-embedding/text-embedding"
+    assert record.json["input"]["texts"] == ["hello world", "second text"]
+    assert record.json["parameters"]["dimension"] == 256
+    assert record.headers["authorization"] == "REDACTED"
+    assert record.used_key(dashscope_emulator.api_key)
+    assert dashscope_emulator.api_key not in repr(dashscope_emulator.requests)
+    assert dashscope_emulator.stats.rows == 2
+    assert dashscope_emulator.url.startswith("http://127.0.0.1:")
+"""
+
+
+def test_fixture_serves_our_client(pytester: pytest.Pytester) -> None:
+    """Our client built with no arguments reaches the fixture's emulator: vectors and wire."""
+    pytester.makepyfile(OUR_CLIENT)
+    run(pytester).assert_outcomes(passed=1)
+
+
+DASHSCOPE_SDK = '''
+import struct, zlib
+import numpy as np
+import dashscope
+from dashscope_embed.emulator import image_vector, text_vector
+
+def png(label):
+    def chunk(kind, data):
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", header)
+            + chunk(b"tEXt", b"label\\x00" + label.encode()) + chunk(b"IEND", b""))
+
+def test_text(dashscope_emulator):
+    response = dashscope.TextEmbedding.call(
+        model="text-embedding-v4", input=["find me"], dimension=128, text_type="query"
+    )
+    assert response.status_code == 200
+    vector = response.output["embeddings"][0]["embedding"]
+    expected = text_vector("text-embedding-v4", "find me", dimension=128, text_type="query")
+    np.testing.assert_allclose(vector, expected, atol=1e-7)
+    [record] = dashscope_emulator.requests
+    assert record.headers["x-dashscope-sdk-client"].startswith("python-sdk/")
+    assert record.json["parameters"] == {"text_type": "query", "dimension": 128}
+
+def test_multimodal_local_file(dashscope_emulator, tmp_path):
+    data = png("cat")
+    path = tmp_path / "cat.png"
+    path.write_bytes(data)
+    response = dashscope.MultiModalEmbedding.call(
+        model="tongyi-embedding-vision-plus", input=[{"image": f"file://{path}"}]
+    )
+    assert response.status_code == 200, response
+    vector = np.array(response.output["embeddings"][0]["embedding"])
+    import base64
+    same_bytes = "data:image/png;base64," + base64.b64encode(data).decode()
+    np.testing.assert_allclose(
+        vector, image_vector("tongyi-embedding-vision-plus", same_bytes), atol=1e-7
+    )
+    policy, upload, embed = dashscope_emulator.requests
+    assert (policy.method, policy.path) == ("GET", "/api/v1/uploads")
+    assert policy.query == {"action": "getPolicy", "model": "tongyi-embedding-vision-plus"}
+    assert (upload.method, upload.path, upload.status) == ("POST", "/_oss/dashscope-file-mgr", 200)
+    assert upload.headers["host"] == dashscope_emulator.url.removeprefix("http://")
+    image = embed.json["input"]["contents"][0]["image"]
+    assert image.startswith("oss://dashscope-instant/") and image.endswith("/cat.png")
+    assert embed.headers["x-dashscope-ossresourceresolve"] == "enable"
+'''
+
+
+def test_fixture_serves_the_dashscope_sdk(pytester: pytest.Pytester) -> None:
+    """The official dashscope SDK, text and a file:// image, works offline: getPolicy, the form
+    post to the emulator's own upload host, then an oss:// URL resolved to the same bytes."""
+    pytester.makepyfile(DASHSCOPE_SDK)
+    run(pytester).assert_outcomes(passed=2)
+
+
+OPENAI_SDK = """
+import json, time
+import numpy as np
+import openai
+from dashscope_embed.emulator import text_vector
+
+def test_embeddings(dashscope_emulator):
+    client = openai.OpenAI()  # OPENAI_BASE_URL / OPENAI_API_KEY from the fixture
+    response = client.embeddings.create(
+        model="text-embedding-v4", input=["hello", "world"], dimensions=64
+    )
+    expected = text_vector("text-embedding-v4", "world", dimension=64)
+    np.testing.assert_allclose(response.data[1].embedding, expected, atol=1e-6)
+    assert response.usage.total_tokens > 0
+    [record] = dashscope_emulator.requests
+    assert record.path == "/compatible-mode/v1/embeddings"
+    assert record.json["dimensions"] == 64
+
+def test_files_and_batches(dashscope_emulator, tmp_path):
+    client = openai.OpenAI()
+    lines = [
+        {"custom_id": f"r{i}", "method": "POST", "url": "/v1/embeddings",
+         "body": {"model": "text-embedding-v4", "input": f"text {i}", "dimensions": 64}}
+        for i in range(3)
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\\n".join(json.dumps(line) for line in lines) + "\\n")
+    with path.open("rb") as handle:
+        uploaded = client.files.create(file=handle, purpose="batch")
+    assert uploaded.id.startswith("file-batch-")
+    assert uploaded.bytes == path.stat().st_size
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    assert batch.status == "validating"
+    for _ in range(100):
+        batch = client.batches.retrieve(batch.id)
+        if batch.status in ("completed", "failed"):
+            break
+        time.sleep(0.02)
+    assert batch.status == "completed"
+    assert (batch.request_counts.total, batch.request_counts.completed) == (3, 3)
+    assert batch.output_file_id.startswith("file-batch_output-")
+    rows = [json.loads(x) for x in client.files.content(batch.output_file_id).text.splitlines()]
+    vectors = {r["custom_id"]: r["response"]["body"]["data"][0]["embedding"] for r in rows}
+    np.testing.assert_allclose(
+        vectors["r2"], text_vector("text-embedding-v4", "text 2", dimension=64), atol=1e-7
+    )
+    assert "request-duration" in client.files.with_raw_response.retrieve(uploaded.id).headers
+"""
+
+
+def test_fixture_serves_the_openai_sdk(pytester: pytest.Pytester) -> None:
+    """The openai SDK's embeddings, Files and Batches reach the emulator's compatible mode."""
+    pytester.makepyfile(OPENAI_SDK)
+    run(pytester).assert_outcomes(passed=2)
+
+
+MARKED = """
+import pytest
+from dashscope_embed import DashScopeClient
+
+TEXTS = [f"text number {i}" for i in range(20)]
+
+@pytest.mark.dashscope_emulator(row_limits={"text-embedding-v4": 6}, api_keys=["sk-only-this"])
+def test_row_limit_forces_a_resplit(dashscope_emulator):
+    with DashScopeClient() as client:
+        result = client.embed_texts(TEXTS)
+    assert result.embeddings.shape == (20, 1024)
+    sizes = [len(r.json["input"]["texts"]) for r in dashscope_emulator.requests if r.status == 200]
+    assert sum(sizes) == 20 and max(sizes) <= 6
+    refused = [r for r in dashscope_emulator.requests if r.status == 400]
+    assert refused and len(refused[0].json["input"]["texts"]) == 10  # the catalog's 10 first
+    assert dashscope_emulator.api_key == "sk-only-this"
+
+@pytest.mark.dashscope_emulator(latency=0.2)
+class TestClassMark:
+    @pytest.mark.dashscope_emulator(rpm=6000)
+    def test_closest_mark_adds_fields(self, dashscope_emulator):
+        config = dashscope_emulator.emulator.config
+        assert (config.latency, config.rpm) == (0.2, 6000)
+
+@pytest.mark.dashscope_emulator(chaos=[{"endpoint": "compat", "status": 503}])
+def test_marker_alone_starts_the_emulator():
+    import os, httpx
+    with DashScopeClient() as client:  # native text is unaffected by the compat rule
+        assert client.embed_texts(["x"]).embeddings.shape == (1, 1024)
+    answer = httpx.post(os.environ["OPENAI_BASE_URL"] + "/embeddings",
+                        headers={"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]},
+                        json={"model": "text-embedding-v4", "input": "x"})
+    assert answer.status_code == 503
+"""
+
+
+def test_marker_config_reaches_the_server(pytester: pytest.Pytester) -> None:
+    """Marker settings configure the server: a row limit of 6 makes our client re-split (the
+    log shows batches of at most 6), marks merge closest-first, and a mark alone is enough."""
+    pytester.makepyfile(MARKED)
+    run(pytester).assert_outcomes(passed=3)
+
+
+def test_a_bad_marker_setting_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    """An unknown setting fails the test's setup with the list of known settings."""
+    pytester.makepyfile(
+        """
+        import pytest
+        @pytest.mark.dashscope_emulator(latencyy=1)
+        def test_x(dashscope_emulator):
+            pass
+        """
+    )
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    assert "unknown emulator setting(s) ['latencyy']; known: ['api_keys'," in result.stdout.str()
+
+
+RESTORE = """
+import os, sys
+import pytest
+
+BEFORE = {}
+
+def test_0_before(monkeypatch):
+    import dashscope, openai
+    BEFORE.update((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST")
+    BEFORE["dashscope.base_http_api_url"] = dashscope.base_http_api_url
+    BEFORE["openai.base_url"] = openai.base_url
+
+def test_1_uses_the_emulator(dashscope_emulator):
+    import dashscope, openai
+    assert os.environ["DASHSCOPE_HTTP_BASE_URL"] == dashscope_emulator.url + "/api/v1"
+    assert dashscope.base_http_api_url == dashscope_emulator.url + "/api/v1"
+    assert dashscope.api_key == dashscope_emulator.api_key
+    assert openai.base_url == dashscope_emulator.url + "/compatible-mode/v1"
+
+def test_2_after():
+    import dashscope, openai
+    assert {k: v for k, v in os.environ.items() if k in BEFORE and k != "PYTEST_CURRENT_TEST"} == {
+        k: v for k, v in BEFORE.items() if "." not in k
+    }
+    assert not set(os.environ) - set(BEFORE) - {"PYTEST_CURRENT_TEST"}
+    assert os.environ["OPENAI_BASE_URL"] == "https://example.invalid/v1"  # kept, not deleted
+    assert dashscope.base_http_api_url == BEFORE["dashscope.base_http_api_url"]
+    assert openai.base_url == BEFORE["openai.base_url"]
+"""
+
+
+def test_environment_is_restored_after_the_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Variables and SDK module attributes are back to their values after the test (a value set
+    before is restored, not deleted; a variable absent before is removed)."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://example.invalid/v1")
+    monkeypatch.delenv("DASHSCOPE_HTTP_BASE_URL", raising=False)
+    pytester.makepyfile(RESTORE)
+    run(pytester).assert_outcomes(passed=3)
+    assert os.environ["OPENAI_BASE_URL"] == "https://example.invalid/v1"
+    assert "DASHSCOPE_HTTP_BASE_URL" not in os.environ
+
+
+SESSION = """
+import httpx, pytest
+
+URLS = []
+
+def embed(emu):
+    return httpx.post(emu.api_url + "/services/embeddings/text-embedding/text-embedding",
+                      headers={"Authorization": "Bearer " + emu.api_key},
+                      json={"model": "text-embedding-v4", "input": {"texts": ["a"]}})
+
+def test_first(dashscope_emulator_session):
+    URLS.append(dashscope_emulator_session.url)
+    dashscope_emulator_session.add_chaos(endpoint="text", status=500, times=1)
+    assert embed(dashscope_emulator_session).status_code == 500
+    assert dashscope_emulator_session.stats.requests == 1
+
+@pytest.mark.dashscope_emulator(row_limits={"text-embedding-v4": 6})
+def test_second_is_reset(dashscope_emulator_session):
+    URLS.append(dashscope_emulator_session.url)
+    assert URLS[0] == URLS[1]  # one server
+    assert dashscope_emulator_session.stats.requests == 0  # but a clean log
+    assert dashscope_emulator_session.emulator.chaos_rules == []
+    assert dashscope_emulator_session.emulator.config.row_limits == {"text-embedding-v4": 6}
+    assert embed(dashscope_emulator_session).status_code == 200
+
+def test_third_gets_the_default_config(dashscope_emulator_session):
+    assert dashscope_emulator_session.emulator.config.row_limits == {}
+"""
+
+
+def test_session_fixture_shares_a_server_but_resets_it(pytester: pytest.Pytester) -> None:
+    """dashscope_emulator_session: one port for the session, state and config reset per test."""
+    pytester.makepyfile(SESSION)
+    run(pytester).assert_outcomes(passed=3)
+
+
+UNUSED = """
+import os
+
+def test_untouched():
+    assert "DASHSCOPE_BASE_URL" not in os.environ
+    assert "OPENAI_API_KEY" not in os.environ
+"""
+
+
+def test_tests_without_the_fixture_see_no_change(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test that uses neither fixture nor marker runs with the environment it had."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    pytester.makepyfile(UNUSED)
+    run(pytester).assert_outcomes(passed=1)
+
+
+PARALLEL = """
+import os, pathlib, time
+from dashscope_embed import DashScopeClient
+
+def test_own_emulator(dashscope_emulator):
+    me, other = os.environ["WHO"], os.environ["OTHER"]
+    out = pathlib.Path(os.environ["OUT"])
+    (out / me).write_text(dashscope_emulator.url)
+    for _ in range(300):  # both processes hold their emulators at the same time
+        if (out / other).exists():
+            break
+        time.sleep(0.05)
+    assert (out / other).exists()
+    with DashScopeClient() as client:
+        client.embed_texts([f"from {me}"])
+    texts = [r.json["input"]["texts"] for r in dashscope_emulator.requests]
+    assert texts == [[f"from {me}"]]
+    (out / (me + ".done")).write_text(str(len(texts)))
+"""
+
+
+def test_parallel_processes_get_separate_emulators(tmp_path: Path) -> None:
+    """Two pytest processes running at once each get their own emulator (own port, own log)."""
+    (tmp_path / "test_parallel.py").write_text(PARALLEL)
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    python_path = os.pathsep.join([str(ROOT), str(SHARED), os.environ.get("PYTHONPATH", "")])
+    procs = []
+    for me, other in (("a", "b"), ("b", "a")):
+        env = {**os.environ, "WHO": me, "OTHER": other, "OUT": str(out), "PYTHONPATH": python_path}
+        command = [sys.executable, "-m", "pytest", "-q", "-p", PLUGIN, "-p", "no:cacheprovider"]
+        procs.append(
+            subprocess.Popen(
+                [*command, str(tmp_path / "test_parallel.py")],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    outputs = [proc.communicate(timeout=120)[0].decode() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    urls = {(out / name).read_text() for name in ("a", "b")}
+    assert len(urls) == 2
+    assert all(url.startswith("http://127.0.0.1:") for url in urls)
+    assert (out / "a.done").read_text() == (out / "b.done").read_text() == "1"
