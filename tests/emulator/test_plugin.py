@@ -1,4 +1,4 @@
-"""The pytest plugin, used the way users will: small test files run by pytester.
+"""The pytest plugin, used the way users will: small test files run by a separate pytest.
 
 Each inner test file uses only the ``dashscope_emulator`` fixtures and marker and builds its
 clients with no base URL or key: our client, the official dashscope SDK and the openai SDK all
@@ -11,33 +11,81 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
-import tomllib
 
 import dashscope_embed
 
-pytest_plugins = ["pytester"]
-
+CLIENT_VARIABLES = (
+    "DASHSCOPE_API_KEY",
+    "DASHSCOPE_BASE_URL",
+    "DASHSCOPE_HTTP_BASE_URL",
+    "DASHSCOPE_COMPATIBLE_BASE_URL",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+)
 PLUGIN = "dashscope_embed.emulator.pytest_plugin"
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(dashscope_embed.__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _inner_ini(pytester: pytest.Pytester) -> None:
-    """Inner runs get a quiet config (pytest-asyncio warns without a loop scope)."""
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+class InnerRun:
+    """One pytest process over every inner test file (imports are slow on a busy machine, so
+    the files share a run; each outer test reads its own file's outcomes)."""
+
+    def __init__(self, root: Path, report: Path, output: str) -> None:
+        self.output = output
+        self.results: dict[str, dict[str, str]] = {}
+        for case in ElementTree.parse(report).iter("testcase"):
+            module = case.get("classname", "").split(".")[0]
+            problems = [child for child in case if child.tag in ("failure", "error", "skipped")]
+            outcome = problems[0].tag if problems else "passed"
+            self.results.setdefault(module, {})[case.get("name", "")] = outcome
+        self.root = root
+
+    def outcomes(self, module: str) -> dict[str, str]:
+        """``{test name: passed|failure|error|skipped}`` for one inner file."""
+        return self.results.get(module, {})
 
 
-def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", PLUGIN, "--strict-markers", "-q", *args)
+INNER_FILES: dict[str, str] = {}  # filled below, next to the outer test that reads each
+
+
+@pytest.fixture(scope="module")
+def inner(tmp_path_factory: pytest.TempPathFactory) -> InnerRun:
+    """Run the inner files once, in a separate pytest process with only this plugin loaded by
+    ``-p`` and an environment holding a user's OPENAI_BASE_URL and no other client variable."""
+    root = tmp_path_factory.mktemp("inner")
+    (root / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    for name, source in INNER_FILES.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARIABLES}
+    env["OPENAI_BASE_URL"] = "https://example.invalid/v1"  # a user's own value, kept
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(SHARED), env.get("PYTHONPATH", "")])
+    report = root / "report.xml"
+    command = [sys.executable, "-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [*command, "--strict-markers", "-q", "-rfE", f"--junitxml={report}", str(root)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return InnerRun(root, report, done.stdout + done.stderr)
+
+
+def check(inner: InnerRun, module: str, expected: dict[str, str]) -> None:
+    assert inner.outcomes(module) == expected, inner.output
 
 
 def test_entry_point_is_declared() -> None:
     """pyproject declares the pytest11 entry point under the module's own name, pointing at an
     importable module that registers the marker (so installing the package enables it)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["pytest11"] == {PLUGIN: PLUGIN}
     dev = project["optional-dependencies"]["dev"]
@@ -71,13 +119,15 @@ def test_our_client(dashscope_emulator):
 """
 
 
-def test_fixture_serves_our_client(pytester: pytest.Pytester) -> None:
+INNER_FILES["test_a_our_client"] = OUR_CLIENT
+
+
+def test_fixture_serves_our_client(inner: InnerRun) -> None:
     """Our client built with no arguments reaches the fixture's emulator: vectors and wire."""
-    pytester.makepyfile(OUR_CLIENT)
-    run(pytester).assert_outcomes(passed=1)
+    check(inner, "test_a_our_client", {"test_our_client": "passed"})
 
 
-DASHSCOPE_SDK = '''
+DASHSCOPE_SDK = """
 import struct, zlib
 import numpy as np
 import dashscope
@@ -125,14 +175,17 @@ def test_multimodal_local_file(dashscope_emulator, tmp_path):
     image = embed.json["input"]["contents"][0]["image"]
     assert image.startswith("oss://dashscope-instant/") and image.endswith("/cat.png")
     assert embed.headers["x-dashscope-ossresourceresolve"] == "enable"
-'''
+"""
 
 
-def test_fixture_serves_the_dashscope_sdk(pytester: pytest.Pytester) -> None:
+INNER_FILES["test_b_dashscope_sdk"] = DASHSCOPE_SDK
+
+
+def test_fixture_serves_the_dashscope_sdk(inner: InnerRun) -> None:
     """The official dashscope SDK, text and a file:// image, works offline: getPolicy, the form
     post to the emulator's own upload host, then an oss:// URL resolved to the same bytes."""
-    pytester.makepyfile(DASHSCOPE_SDK)
-    run(pytester).assert_outcomes(passed=2)
+    expected = {"test_text": "passed", "test_multimodal_local_file": "passed"}
+    check(inner, "test_b_dashscope_sdk", expected)
 
 
 OPENAI_SDK = """
@@ -187,10 +240,13 @@ def test_files_and_batches(dashscope_emulator, tmp_path):
 """
 
 
-def test_fixture_serves_the_openai_sdk(pytester: pytest.Pytester) -> None:
+INNER_FILES["test_c_openai_sdk"] = OPENAI_SDK
+
+
+def test_fixture_serves_the_openai_sdk(inner: InnerRun) -> None:
     """The openai SDK's embeddings, Files and Batches reach the emulator's compatible mode."""
-    pytester.makepyfile(OPENAI_SDK)
-    run(pytester).assert_outcomes(passed=2)
+    expected = {"test_embeddings": "passed", "test_files_and_batches": "passed"}
+    check(inner, "test_c_openai_sdk", expected)
 
 
 MARKED = """
@@ -229,26 +285,33 @@ def test_marker_alone_starts_the_emulator():
 """
 
 
-def test_marker_config_reaches_the_server(pytester: pytest.Pytester) -> None:
+INNER_FILES["test_d_marker"] = MARKED
+
+
+def test_marker_config_reaches_the_server(inner: InnerRun) -> None:
     """Marker settings configure the server: a row limit of 6 makes our client re-split (the
     log shows batches of at most 6), marks merge closest-first, and a mark alone is enough."""
-    pytester.makepyfile(MARKED)
-    run(pytester).assert_outcomes(passed=3)
+    expected = {
+        "test_row_limit_forces_a_resplit": "passed",
+        "test_closest_mark_adds_fields": "passed",
+        "test_marker_alone_starts_the_emulator": "passed",
+    }
+    check(inner, "test_d_marker", expected)
 
 
-def test_a_bad_marker_setting_is_a_usage_error(pytester: pytest.Pytester) -> None:
+INNER_FILES["test_e_bad_marker"] = """
+import pytest
+
+@pytest.mark.dashscope_emulator(latencyy=1)
+def test_x(dashscope_emulator):
+    pass
+"""
+
+
+def test_a_bad_marker_setting_is_a_usage_error(inner: InnerRun) -> None:
     """An unknown setting fails the test's setup with the list of known settings."""
-    pytester.makepyfile(
-        """
-        import pytest
-        @pytest.mark.dashscope_emulator(latencyy=1)
-        def test_x(dashscope_emulator):
-            pass
-        """
-    )
-    result = run(pytester)
-    result.assert_outcomes(errors=1)
-    assert "unknown emulator setting(s) ['latencyy']; known: ['api_keys'," in result.stdout.str()
+    check(inner, "test_e_bad_marker", {"test_x": "error"})
+    assert "unknown emulator setting(s) ['latencyy']; known: ['api_keys'," in inner.output
 
 
 RESTORE = """
@@ -257,7 +320,7 @@ import pytest
 
 BEFORE = {}
 
-def test_0_before(monkeypatch):
+def test_0_before():
     import dashscope, openai
     BEFORE.update((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST")
     BEFORE["dashscope.base_http_api_url"] = dashscope.base_http_api_url
@@ -282,17 +345,14 @@ def test_2_after():
 """
 
 
-def test_environment_is_restored_after_the_test(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+INNER_FILES["test_f_restore"] = RESTORE
+
+
+def test_environment_is_restored_after_the_test(inner: InnerRun) -> None:
     """Variables and SDK module attributes are back to their values after the test (a value set
     before is restored, not deleted; a variable absent before is removed)."""
-    monkeypatch.setenv("OPENAI_BASE_URL", "https://example.invalid/v1")
-    monkeypatch.delenv("DASHSCOPE_HTTP_BASE_URL", raising=False)
-    pytester.makepyfile(RESTORE)
-    run(pytester).assert_outcomes(passed=3)
-    assert os.environ["OPENAI_BASE_URL"] == "https://example.invalid/v1"
-    assert "DASHSCOPE_HTTP_BASE_URL" not in os.environ
+    expected = {"test_0_before": "passed", "test_1_uses_the_emulator": "passed"}
+    check(inner, "test_f_restore", {**expected, "test_2_after": "passed"})
 
 
 SESSION = """
@@ -325,10 +385,13 @@ def test_third_gets_the_default_config(dashscope_emulator_session):
 """
 
 
-def test_session_fixture_shares_a_server_but_resets_it(pytester: pytest.Pytester) -> None:
+INNER_FILES["test_g_session"] = SESSION
+
+
+def test_session_fixture_shares_a_server_but_resets_it(inner: InnerRun) -> None:
     """dashscope_emulator_session: one port for the session, state and config reset per test."""
-    pytester.makepyfile(SESSION)
-    run(pytester).assert_outcomes(passed=3)
+    expected = {"test_first": "passed", "test_second_is_reset": "passed"}
+    check(inner, "test_g_session", {**expected, "test_third_gets_the_default_config": "passed"})
 
 
 UNUSED = """
@@ -337,16 +400,16 @@ import os
 def test_untouched():
     assert "DASHSCOPE_BASE_URL" not in os.environ
     assert "OPENAI_API_KEY" not in os.environ
+    assert os.environ["OPENAI_BASE_URL"] == "https://example.invalid/v1"
 """
 
 
-def test_tests_without_the_fixture_see_no_change(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+INNER_FILES["test_h_unused"] = UNUSED
+
+
+def test_tests_without_the_fixture_see_no_change(inner: InnerRun) -> None:
     """A test that uses neither fixture nor marker runs with the environment it had."""
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    pytester.makepyfile(UNUSED)
-    run(pytester).assert_outcomes(passed=1)
+    check(inner, "test_h_unused", {"test_untouched": "passed"})
 
 
 PARALLEL = """
