@@ -49,7 +49,7 @@ class EmulatorConfig:
     error_rate: float = 0.0
     drop_rate: float = 0.0
     row_limits: dict[str, int] = field(default_factory=dict)
-    api_keys: frozenset[str] | None = None
+    api_keys: frozenset[str] | None = field(default=None, repr=False)  # never in a repr
     retry_after: float | None = None
     extra_models: dict[str, ModelSpec] = field(default_factory=dict)
     seed: int = 0
