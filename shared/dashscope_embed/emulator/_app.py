@@ -1,7 +1,10 @@
 """The emulator's pure core: request in, response (plus the delay to wait) out.
 
-:meth:`Emulator.handle` does authentication, injected faults, routing and error envelopes; the
-endpoint handlers do validation, quotas (:meth:`Emulator.admit`) and the answer. Nothing here
+:meth:`Emulator.handle` does authentication, injected faults (queued, chaos rules by endpoint
+from ``_chaos.py``, random rates), routing and error envelopes; the endpoint handlers do
+validation, quotas (:meth:`Emulator.admit`) and the answer. ``/_emulator/…`` is the admin side
+channel (``_admin.py``), answered before any of that. The log and counters live in
+``_records.py``, the value types in ``_shapes.py``. Nothing here
 sleeps or touches a socket: the httpx transport (``_transport.py``) and the loopback server
 (``_server.py``) are thin shells that wait ``delay`` and drop the connection when told to.
 
