@@ -153,6 +153,14 @@ def test_text(dashscope_emulator):
     assert record.headers["x-dashscope-sdk-client"].startswith("python-sdk/")
     assert record.json["parameters"] == {"text_type": "query", "dimension": 128}
 
+def test_v2_client(dashscope_emulator):
+    client = dashscope.Client()  # the 2.0 client reads DASHSCOPE_BASE_URL
+    response = client.embeddings.create(model="text-embedding-v4", input=["two"], dimension=64)
+    expected = text_vector("text-embedding-v4", "two", dimension=64)
+    np.testing.assert_allclose(response.embeddings[0].embedding, expected, atol=1e-7)
+    [record] = dashscope_emulator.requests
+    assert record.headers["x-dashscope-sdk-client"].endswith("/embeddings2")
+
 def test_multimodal_local_file(dashscope_emulator, tmp_path):
     data = png("cat")
     path = tmp_path / "cat.png"
@@ -182,9 +190,11 @@ INNER_FILES["test_b_dashscope_sdk"] = DASHSCOPE_SDK
 
 
 def test_fixture_serves_the_dashscope_sdk(inner: InnerRun) -> None:
-    """The official dashscope SDK, text and a file:// image, works offline: getPolicy, the form
-    post to the emulator's own upload host, then an oss:// URL resolved to the same bytes."""
-    expected = {"test_text": "passed", "test_multimodal_local_file": "passed"}
+    """The official dashscope SDK (1.x text, the 2.0 client, a file:// image) works offline:
+    getPolicy, the form post to the emulator's own upload host, then an oss:// URL resolved to
+    the same bytes."""
+    expected = {"test_text": "passed", "test_v2_client": "passed"}
+    expected["test_multimodal_local_file"] = "passed"
     check(inner, "test_b_dashscope_sdk", expected)
 
 
