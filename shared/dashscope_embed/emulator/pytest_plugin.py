@@ -4,8 +4,8 @@ Installed through the ``pytest11`` entry point, so ``pip install dashscope-embed
 available; load it explicitly with ``-p dashscope_embed.emulator.pytest_plugin`` (or
 ``pytest_plugins = [...]``) where entry points are off. It only registers fixtures and a marker:
 a test that uses neither sees no change. (Living inside the package, loading it imports
-``dashscope_embed`` at pytest start, before pytest-cov begins measuring; the emulator's server and
-switch are imported only when a fixture is used.)
+``dashscope_embed`` and its emulator at pytest start, i.e. before pytest-cov begins measuring;
+no server starts until a fixture is used.)
 
 * ``dashscope_emulator``: a fresh emulator on 127.0.0.1 for the test, with every client pointed
   at it (:class:`~._switch.EmulatorSession`: ``url``, ``stats``, ``requests``, ``enqueue_fault``,
