@@ -28,6 +28,7 @@ CLIENT_VARIABLES = (
     "OPENAI_API_KEY",
 )
 PLUGIN = "dashscope_embed.emulator.pytest_plugin"
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"  # quiet pytest-asyncio
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(dashscope_embed.__file__).resolve().parents[1]
 
@@ -59,7 +60,7 @@ def inner(tmp_path_factory: pytest.TempPathFactory) -> InnerRun:
     """Run the inner files once, in a separate pytest process with only this plugin loaded by
     ``-p`` and an environment holding a user's OPENAI_BASE_URL and no other client variable."""
     root = tmp_path_factory.mktemp("inner")
-    (root / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    (root / "pytest.ini").write_text(INI)
     for name, source in INNER_FILES.items():
         (root / f"{name}.py").write_text(textwrap.dedent(source))
     env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARIABLES}
@@ -93,6 +94,42 @@ def test_entry_point_is_declared() -> None:
     assert any(dep.startswith("openai>=") for dep in dev)
     module = __import__(PLUGIN, fromlist=["pytest_configure"])
     assert callable(module.pytest_configure)
+
+
+ENTRY_POINT_USER = """
+import os
+
+def test_fixture_found_through_the_entry_point(dashscope_emulator):
+    assert os.environ["DASHSCOPE_BASE_URL"] == dashscope_emulator.url + "/api/v1"
+"""
+
+
+def test_the_declared_entry_point_loads_the_plugin(tmp_path: Path) -> None:
+    """pytest finds the fixtures through the pyproject's pytest11 entry point alone (installed
+    here as a stand-in dist-info), and an extra ``-p`` of the same module is no double load."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    points = project["entry-points"]["pytest11"]
+    site = tmp_path / "site"
+    info = site / "dashscope_embed_standin-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: dashscope-embed-standin\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in points.items())
+    (info / "entry_points.txt").write_text(f"[pytest11]\n{lines}")
+    (tmp_path / "test_user.py").write_text(ENTRY_POINT_USER)
+    (tmp_path / "pytest.ini").write_text(INI)
+    env = {k: v for k, v in os.environ.items() if k not in CLIENT_VARIABLES}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT), str(SHARED)])
+    base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"]
+    runs = [
+        subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        for command in (base, [*base, "-p", PLUGIN])
+    ]
+    outputs = [run.communicate(timeout=300)[0].decode() for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert all("1 passed" in output for output in outputs)
 
 
 OUR_CLIENT = """
@@ -446,9 +483,7 @@ def test_own_emulator(dashscope_emulator):
 def test_parallel_processes_get_separate_emulators(tmp_path: Path) -> None:
     """Two pytest processes running at once each get their own emulator (own port, own log)."""
     (tmp_path / "test_parallel.py").write_text(PARALLEL)
-    (tmp_path / "pytest.ini").write_text(
-        "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-    )
+    (tmp_path / "pytest.ini").write_text(INI)
     out = tmp_path / "out"
     out.mkdir()
     python_path = os.pathsep.join([str(ROOT), str(SHARED), os.environ.get("PYTHONPATH", "")])
