@@ -76,7 +76,8 @@ class ModelSpec:
     def refuses_region(self, region: str | None) -> bool:
         """Whether the documentation says this model is not served in ``region``.
 
-        The model tables cover Beijing and Singapore only, so only those are checked strictly.
+        The model tables cover Beijing and Singapore, so only those are checked strictly; Hong
+        Kong is listed for text-embedding-v4 alone (Mar 2026) without a full table, so it is not.
         The finance cloud is a Beijing deployment (the text-embedding page lists it). Of the
         other regions (US, Hong Kong, Frankfurt, Tokyo) the docs publish no model list: a model
         documented as mainland-only is refused there, any other is left to the server.
@@ -92,6 +93,7 @@ class ModelSpec:
 
 _BJ = "cn-beijing"
 _SG = "ap-southeast-1"
+_HK = "cn-hongkong"
 _DOCUMENTED_REGIONS = (_BJ, _SG)  # the regions the model tables of the docs cover
 _V4_DIMS = (2048, 1536, 1024, 768, 512, 256, 128, 64)
 _QWEN37_DIMS = (2560, 2048, 1536, 1024, 768, 512, 256)
@@ -131,7 +133,8 @@ MODELS: dict[str, ModelSpec] = {
             1024,
             supports_sparse=True,
             supports_instruct=True,
-            regions=(_BJ, _SG),
+            # Hong Kong: 10 rows, 8,192 tokens, as elsewhere (Model Studio docs, Mar 2026).
+            regions=(_BJ, _SG, _HK),
         ),
         ModelSpec(
             "text-embedding-v3",

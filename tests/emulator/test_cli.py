@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashscope_embed.emulator import EmulatorConfig
+from dashscope_embed.emulator import ChaosRule, EmulatorConfig
 from dashscope_embed.emulator._cli import build_parser, config_from_args
 
 
@@ -69,3 +69,36 @@ def test_main_reports_a_busy_port(capsys: pytest.CaptureFixture[str]) -> None:
     with serve() as server:
         assert main(["--port", str(server.port)]) == 1
     assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+
+
+def test_chaos_flags_reach_the_config() -> None:
+    """--chaos repeats; each spec becomes a ChaosRule in order."""
+    argv = ["--chaos", "compat:p=0.3,status=429", "--chaos", '{"endpoint": "files", "drop": true}']
+    config = config_from_args(build_parser().parse_args(argv))
+    assert config.chaos == (
+        ChaosRule("compat", probability=0.3, status=429),
+        ChaosRule("files", drop=True),
+    )
+
+
+def test_a_bad_chaos_spec_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed rule stops argparse with exit code 2 and says why."""
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["--chaos", "video:status=500"])
+    assert exc.value.code == 2
+    assert "unknown chaos endpoint 'video'" in capsys.readouterr().err
+
+
+def test_print_env_exports_the_first_accepted_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """With --api-key, --print-env hands the clients the first accepted key."""
+    from dashscope_embed.emulator._cli import main
+
+    assert main(["--print-env", "--api-key", "sk-zz", "--api-key", "sk-aa"]) == 0
+    out = capsys.readouterr().out
+    assert "export DASHSCOPE_API_KEY=sk-aa\n" in out
+    assert "export OPENAI_BASE_URL=http://127.0.0.1:8123/compatible-mode/v1\n" in out
+
+
+def test_configured_keys_never_show_in_the_config_repr() -> None:
+    """EmulatorConfig's repr leaves the accepted keys out."""
+    assert "sk-secret" not in repr(EmulatorConfig(api_keys=frozenset({"sk-secret"})))

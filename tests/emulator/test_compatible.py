@@ -99,12 +99,6 @@ ERROR_CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "Required input parameter missing from request.",
     ),
     (
-        "unknown model",
-        {"model": "gpt-embed", "input": ["x"]},
-        "InvalidParameter",
-        "Model not exist.",
-    ),
-    (
         "bad dimensions",
         {"model": "text-embedding-v3", "input": ["x"], "dimensions": 2048},
         "InvalidParameter",
@@ -140,6 +134,35 @@ def test_errors_use_the_openai_envelope(
     assert body["error"] == {"message": message, "type": code, "param": None, "code": code}
     assert list(body["error"]) == ["message", "type", "param", "code"]
     assert body["id"] == body["request_id"] == response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("model", ["gpt-embed", "tongyi-embedding-vision-plus"])
+def test_unknown_or_multimodal_model_is_the_documented_404(http: httpx.Client, model: str) -> None:
+    """An unknown or a multimodal model answers 404 model_not_supported (type
+    invalid_request_error), the documented compatible-mode error, not the native 400."""
+    response = http.post(PATH, json={"model": model, "input": ["x"]})
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "message": "Unsupported model for OpenAI compatibility mode.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "model_not_supported",
+    }
+
+
+def test_answers_carry_request_duration(http: httpx.Client) -> None:
+    """Compatible-mode answers, success and error, carry request-duration (whole milliseconds)
+    like the recorded exchanges; native answers do not."""
+    ok = http.post(PATH, json={"model": V4, "input": ["x"]})
+    bad = http.post(PATH, json={"model": V4, "input": [""]})
+    native = http.post(
+        "/api/v1/services/embeddings/text-embedding/text-embedding",
+        json={"model": V4, "input": {"texts": ["x"]}},
+    )
+    assert (ok.status_code, bad.status_code, native.status_code) == (200, 400, 200)
+    assert int(ok.headers["request-duration"]) >= 1
+    assert int(bad.headers["request-duration"]) >= 1
+    assert "request-duration" not in native.headers
 
 
 def test_auth_failure_uses_the_documented_openai_body(emu: Emulator) -> None:

@@ -9,6 +9,12 @@ def test_all_is_sorted_and_pinned() -> None:
     """__all__ is sorted and lists exactly the documented public names."""
     assert emulator.__all__ == sorted(emulator.__all__)
     assert set(emulator.__all__) == {
+        "ChaosRule",
+        "EmulatorSession",
+        "EmulatorStats",
+        "RecordedRequest",
+        "client_env",
+        "emulated",
         "EmuRequest",
         "EmuResponse",
         "Emulator",

@@ -283,12 +283,6 @@ VALIDATION_CASES: list[tuple[str, Any, str, str]] = [
         "[64, 128, 256, 512, 768, 1024]",
     ),
     (
-        "dimension for v2",
-        body(model="text-embedding-v2", dimension=1536),
-        "InvalidParameter",
-        PREFIX + "Value error, dimension is not supported by model text-embedding-v2.",
-    ),
-    (
         "bad text_type",
         body(text_type="passage"),
         "InvalidParameter",

@@ -21,29 +21,43 @@ or on a loopback port::
         ...  # point a client at server.url
 
 or from a shell: ``python -m dashscope_embed.emulator --port 8123``.
+
+With every client pointed at it (ours, the dashscope SDK, the openai SDK; see ``_switch.py``)::
+
+    with emulated(rpm=600) as emu:
+        ...  # DashScopeClient(), dashscope.TextEmbedding.call(...), openai.OpenAI() all hit emu
+
+In pytest, the ``dashscope_emulator`` fixture and marker do the same (``pytest_plugin.py``).
+Faults by endpoint are :class:`ChaosRule` s (config, ``--chaos``, ``emu.add_chaos(...)``, or
+``POST /_emulator/chaos``).
 """
 
 from __future__ import annotations
 
-from dashscope_embed.emulator._app import (
-    Emulator,
-    EmulatorConfig,
-    EmuRequest,
-    EmuResponse,
-)
+from dashscope_embed.emulator._app import Emulator
+from dashscope_embed.emulator._chaos import ChaosRule
 from dashscope_embed.emulator._multimodal import image_label, image_vector, multimodal_vector
+from dashscope_embed.emulator._records import EmulatorStats, RecordedRequest
 from dashscope_embed.emulator._server import EmulatorServer, serve
+from dashscope_embed.emulator._shapes import EmulatorConfig, EmuRequest, EmuResponse
+from dashscope_embed.emulator._switch import EmulatorSession, client_env, emulated
 from dashscope_embed.emulator._transport import EmulatorTransport
 from dashscope_embed.emulator._vectors import count_tokens, sparse_vector, text_vector
 
 __all__ = [
+    "ChaosRule",
     "EmuRequest",
     "EmuResponse",
     "Emulator",
     "EmulatorConfig",
     "EmulatorServer",
+    "EmulatorSession",
+    "EmulatorStats",
     "EmulatorTransport",
+    "RecordedRequest",
+    "client_env",
     "count_tokens",
+    "emulated",
     "image_label",
     "image_vector",
     "multimodal_vector",

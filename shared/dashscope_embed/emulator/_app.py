@@ -1,7 +1,10 @@
 """The emulator's pure core: request in, response (plus the delay to wait) out.
 
-:meth:`Emulator.handle` does authentication, injected faults, routing and error envelopes; the
-endpoint handlers do validation, quotas (:meth:`Emulator.admit`) and the answer. Nothing here
+:meth:`Emulator.handle` does authentication, injected faults (queued, chaos rules by endpoint
+from ``_chaos.py``, random rates), routing and error envelopes; the endpoint handlers do
+validation, quotas (:meth:`Emulator.admit`) and the answer. ``/_emulator/…`` is the admin side
+channel (``_admin.py``), answered before any of that. The log and counters live in
+``_records.py``, the value types in ``_shapes.py``. Nothing here
 sleeps or touches a socket: the httpx transport (``_transport.py``) and the loopback server
 (``_server.py``) are thin shells that wait ``delay`` and drop the connection when told to.
 
@@ -13,27 +16,38 @@ app picks the native or OpenAI-compatible envelope from the path.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dashscope_embed._models import MODELS, ModelSpec
-from dashscope_embed.emulator import _batches, _files, _multimodal, _text
+from dashscope_embed.emulator import _batches, _files, _multimodal, _text, _uploads
+from dashscope_embed.emulator._admin import ADMIN_PREFIX, handle_admin
+from dashscope_embed.emulator._chaos import ChaosPlan, ChaosRule, endpoint_of
 from dashscope_embed.emulator._faults import (
     INTERNAL_ERROR,
     FaultPlan,
     QuotaLimiter,
     Rejection,
     ScriptedFault,
+)
+from dashscope_embed.emulator._records import (
+    EmulatorStats,
+    RecordedRequest,
+    digest,
+    redact_headers,
+)
+from dashscope_embed.emulator._shapes import (
+    EmulatorConfig,
+    EmuRequest,
+    EmuResponse,
+    new_request_id,
 )
 
 if TYPE_CHECKING:
@@ -53,125 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_SECRET_HEADERS = frozenset({"authorization", "x-dashscope-apikey"})
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """How the emulator behaves; every field has a default (a well-behaved, fast service).
-
-    Attributes:
-        latency: Seconds every answer is delayed.
-        latency_jitter: Extra uniform random delay in ``[0, latency_jitter]`` seconds (seeded).
-        rpm: Requests per minute per model (enforced per second, like the real service).
-        tpm: Tokens per minute per model (enforced per second).
-        error_rate: Share of requests answered ``500 InternalError``.
-        drop_rate: Share of requests whose connection is dropped without an answer.
-        row_limits: Per-model rows-per-request overrides, e.g. ``{"text-embedding-v3": 6}`` to
-            replay the 2024 limit.
-        api_keys: Accepted keys; ``None`` accepts any key that starts with ``"sk-"``.
-        retry_after: If set, 429 answers carry ``Retry-After`` with this many seconds.
-        extra_models: More model names to accept, with their limits.
-        seed: Seed for the random faults and jitter.
-        record: Keep a log of requests (:attr:`Emulator.requests`).
-        max_log: Most requests kept in the log (oldest dropped first).
-        batch_speed: Batch API lines processed per second (``float("inf")``: at once).
-    """
-
-    latency: float = 0.0
-    latency_jitter: float = 0.0
-    rpm: int | None = None
-    tpm: int | None = None
-    error_rate: float = 0.0
-    drop_rate: float = 0.0
-    row_limits: dict[str, int] = field(default_factory=dict)
-    api_keys: frozenset[str] | None = None
-    retry_after: float | None = None
-    extra_models: dict[str, ModelSpec] = field(default_factory=dict)
-    seed: int = 0
-    record: bool = True
-    max_log: int = 10_000
-    batch_speed: float = 1000.0
-
-
-@dataclass
-class EmuRequest:
-    """A transport-neutral HTTP request. Header names are lower-cased on construction."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes = b""
-    query: dict[str, str] = field(default_factory=dict)
-
-    _parsed: tuple[Any] | None = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self.method = self.method.upper()
-        self.headers = {name.lower(): value for name, value in self.headers.items()}
-
-    def json(self) -> Any:
-        """The body parsed as JSON, parsed once (handlers and the request log share it).
-
-        Raises:
-            ValueError: If the body is not valid UTF-8 JSON.
-        """
-        if self._parsed is None:
-            self._parsed = (json.loads(self.body),)
-        return self._parsed[0]
-
-    @property
-    def compatible(self) -> bool:
-        """True for OpenAI-compatible paths, whose errors use the OpenAI envelope."""
-        return self.path.startswith("/compatible-mode/")
-
-
-@dataclass
-class EmuResponse:
-    """What to answer, after waiting ``delay`` seconds; ``drop`` means close without answering."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    delay: float = 0.0
-    drop: bool = False
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One logged request; secret headers read ``"REDACTED"`` and status 0 means dropped.
-
-    The key itself is never kept (a log may end up in a report or a cassette); ``key_digest``
-    (SHA-256 of the key that was presented) lets a test prove which key reached the wire.
-    """
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    json: Any
-    status: int
-    key_digest: str = ""
-
-    def used_key(self, key: str) -> bool:
-        """Whether this request carried ``key`` (compared by digest)."""
-        return bool(self.key_digest) and hmac.compare_digest(self.key_digest, _digest(key))
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class EmulatorStats:
-    """A snapshot of the counters (successful requests only count ``tokens`` and ``rows``)."""
-
-    requests: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
-    throttled: int = 0
-    dropped: int = 0
-    tokens: int = 0
-    rows: int = 0
-
 
 Handler = Callable[["Emulator", EmuRequest, "re.Match[str]"], EmuResponse]
 
@@ -190,14 +85,11 @@ DEFAULT_ROUTES: list[Route] = [
     Route("POST", re.compile(re.escape(_text.NATIVE_PATH)), _text.handle_native),
     Route("POST", re.compile(re.escape(_text.COMPATIBLE_PATH)), _text.handle_compatible),
     Route("POST", _multimodal.PATH_PATTERN, _multimodal.handle_multimodal),
-    *(Route(m, re.compile(p), h) for m, p, h in (*_files.ROUTES, *_batches.ROUTES)),
+    *(
+        Route(m, re.compile(p), h)
+        for m, p, h in (*_files.ROUTES, *_batches.ROUTES, *_uploads.ROUTES)
+    ),
 ]
-
-
-def new_request_id() -> str:
-    """A request id shaped like the real ones: lowercase 8-4-4-4-12 hex, third group ``9xxx``."""
-    raw = uuid.uuid4().hex
-    return f"{raw[:8]}-{raw[8:12]}-9{raw[13:16]}-{raw[16:20]}-{raw[20:]}"
 
 
 class Emulator:
@@ -218,11 +110,17 @@ class Emulator:
         self.clock = clock  # also drives Batch API progress (emulator/_batches.py)
         self._lock = threading.Lock()
         self._routes: list[Route] = list(DEFAULT_ROUTES)
-        self._quotas = QuotaLimiter(self._config.rpm, self._config.tpm, clock)
-        self._faults = FaultPlan(self._config.error_rate, self._config.drop_rate, self._config.seed)
-        self._log: deque[RecordedRequest] = deque(maxlen=max(self._config.max_log, 0))
         self._counts: Counter[str] = Counter()
         self._by_status: Counter[int] = Counter()
+        self._configure(self._config)
+
+    def _configure(self, config: EmulatorConfig) -> None:
+        """(Re)build every piece of state that the configuration shapes."""
+        self._config = config
+        self._quotas = QuotaLimiter(config.rpm, config.tpm, self.clock)
+        self._faults = FaultPlan(config.error_rate, config.drop_rate, config.seed)
+        self._chaos = ChaosPlan(config.chaos, config.seed)
+        self._log: deque[RecordedRequest] = deque(maxlen=max(config.max_log, 0))
 
     @property
     def config(self) -> EmulatorConfig:
@@ -232,16 +130,27 @@ class Emulator:
     # -- the core ---------------------------------------------------------------------------
 
     def handle(self, req: EmuRequest) -> EmuResponse:
-        """Answer one request: auth, faults, routing, then the endpoint handler.
+        """Answer one request: admin, auth, faults (queued, chaos, random), routing, handler.
 
         Returns:
             The response, with ``delay`` for the shell to wait and ``drop`` to hang up instead.
+            Compatible-mode answers carry ``request-duration`` (milliseconds, delay included),
+            as the recorded ones do.
         """
-        if not self._authorised(req):
+        if req.path.startswith(ADMIN_PREFIX):
+            return handle_admin(self, req)  # the test's side channel: no auth, log or faults
+        started = time.perf_counter()
+        extra = 0.0
+        fault: ScriptedFault | None = None
+        if not (self._authorised(req) or _uploads.is_public(req)):
             response = self._auth_error(req)
         else:
             with self._lock:
-                fault = self._faults.next_fault()
+                fault = self._faults.pop_scripted()
+                if fault is None:
+                    chaos, extra = self._chaos.draw(endpoint_of(req.path))
+                    random_fault = self._faults.random_fault()  # drawn always: stable sequence
+                    fault = chaos or random_fault
             if fault is None:
                 response = self._route(req)
             elif fault.drop:
@@ -252,8 +161,12 @@ class Emulator:
                 )
                 response = self.error_response(req, rejection)
         with self._lock:
-            response.delay = self._config.latency + self._faults.jitter(self._config.latency_jitter)
-            self._account(req, response)
+            jitter = self._faults.jitter(self._config.latency_jitter)
+            response.delay = self._config.latency + jitter + extra
+            self._account(req, response, injected=fault is not None)
+        if req.compatible and not response.drop:
+            elapsed = time.perf_counter() - started + response.delay
+            response.headers["request-duration"] = str(max(1, round(elapsed * 1000)))
         return response
 
     def _route(self, req: EmuRequest) -> EmuResponse:
@@ -337,7 +250,7 @@ class Emulator:
         request_id = new_request_id()
         payload: dict[str, Any]
         if req.compatible:
-            error = {"message": rejection.message, "type": rejection.code, "param": None}
+            error = {"message": rejection.message, "type": rejection.error_type, "param": None}
             payload = {"error": {**error, "code": rejection.code}}
             payload.update(id=request_id, request_id=request_id)
         else:
@@ -382,9 +295,10 @@ class Emulator:
 
     # -- observability ----------------------------------------------------------------------
 
-    def _account(self, req: EmuRequest, response: EmuResponse) -> None:
+    def _account(self, req: EmuRequest, response: EmuResponse, *, injected: bool) -> None:
         """Update counters and the log (called under the lock)."""
         self._counts["requests"] += 1
+        self._counts["injected"] += injected
         if response.drop:
             self._counts["dropped"] += 1
         else:
@@ -392,18 +306,19 @@ class Emulator:
             if response.status == 429:
                 self._counts["throttled"] += 1
         if self._config.record and self._log.maxlen:
-            headers = {
-                name: "REDACTED" if name in _SECRET_HEADERS else value
-                for name, value in req.headers.items()
-            }
+            headers = redact_headers(req.headers)
             try:
                 parsed = req.json() if req.body else None
             except ValueError:
                 parsed = None
             status = 0 if response.drop else response.status
             key = self._api_key(req)
-            digest = _digest(key) if key else ""
-            self._log.append(RecordedRequest(req.method, req.path, headers, parsed, status, digest))
+            key_digest = digest(key) if key else ""
+            self._log.append(
+                RecordedRequest(
+                    req.method, req.path, headers, parsed, status, key_digest, dict(req.query)
+                )
+            )
 
     @property
     def stats(self) -> EmulatorStats:
@@ -416,6 +331,7 @@ class Emulator:
                 dropped=self._counts["dropped"],
                 tokens=self._counts["tokens"],
                 rows=self._counts["rows"],
+                injected=self._counts["injected"],
             )
 
     @property
@@ -435,6 +351,50 @@ class Emulator:
         """Refill every quota bucket."""
         with self._lock:
             self._quotas.reset()
+
+    def reset(self, config: EmulatorConfig | None = None) -> None:
+        """Back to a fresh emulator, optionally with a new configuration, keeping its routes.
+
+        Forgets the log, counters, quotas, queued faults, runtime chaos rules, files, batches
+        and uploads, so a server shared by many tests (the session fixture) gives each test
+        the state a new one would, without a new port.
+        """
+        with self._lock:
+            self._counts.clear()
+            self._by_status.clear()
+            self._configure(config or self._config)
+        _files.forget(self)
+        _batches.forget(self)
+        _uploads.forget(self)
+
+    # -- chaos ----------------------------------------------------------------------------------
+
+    @property
+    def chaos_rules(self) -> list[ChaosRule]:
+        """The live chaos rules, in evaluation order (a copy)."""
+        with self._lock:
+            return list(self._chaos.rules)
+
+    def add_chaos(self, rule: ChaosRule | None = None, **fields: Any) -> ChaosRule:
+        """Add a chaos rule at run time: a :class:`ChaosRule`, or its fields as keywords.
+
+        Example: ``emu.add_chaos(endpoint="compat", probability=0.5, status=429)``.
+
+        Returns:
+            The rule added.
+        """
+        if rule is None:
+            rule = ChaosRule(**fields)
+        elif fields:
+            raise TypeError("pass a ChaosRule or its fields, not both")
+        with self._lock:
+            self._chaos.add(rule)
+        return rule
+
+    def clear_chaos(self) -> None:
+        """Remove every chaos rule (those from the configuration too)."""
+        with self._lock:
+            self._chaos.clear()
 
     def enqueue_fault(
         self,

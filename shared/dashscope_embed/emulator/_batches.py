@@ -42,7 +42,7 @@ from dashscope_embed.emulator._files import files_of
 if TYPE_CHECKING:
     from dashscope_embed.emulator._app import Emulator, EmuRequest, EmuResponse
 
-__all__ = ["ROUTES", "BatchStore", "batches_of"]
+__all__ = ["ROUTES", "BatchStore", "batches_of", "forget"]
 
 BATCHES_PATH = "/compatible-mode/v1/batches"
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/chat/ds-test")
@@ -118,6 +118,12 @@ class BatchStore:
 
 _STORES: weakref.WeakKeyDictionary[Emulator, BatchStore] = weakref.WeakKeyDictionary()
 _STORES_LOCK = threading.Lock()
+
+
+def forget(emu: Emulator) -> None:
+    """Drop the store of ``emu`` (its reset); the next use starts an empty one."""
+    with _STORES_LOCK:
+        _STORES.pop(emu, None)
 
 
 def batches_of(emu: Emulator) -> BatchStore:
@@ -318,6 +324,8 @@ def _validate(emu: Emulator, batch: _Batch) -> bool:
         data = b""
         error("file_not_found", f"The input file {batch.input_file_id} no longer exists.", 0)
     raw_lines = [raw for raw in data.split(b"\n") if raw.strip()]
+    if not raw_lines and not errors:  # OpenAI's code for it; the message is invented
+        error("empty_file", f"The input file {batch.input_file_id} contains no requests.", 0)
     if len(raw_lines) > MAX_LINES:  # invented message
         count = len(raw_lines)
         error("too_many_requests", f"{count} requests; a file holds at most {MAX_LINES}.", count)
@@ -333,29 +341,34 @@ def _validate(emu: Emulator, batch: _Batch) -> bool:
         cid = line.get("custom_id")
         url = line.get("url")
         body = line.get("body")
-        # Codes: url_not_found (recorded), duplicate_custom_id / mismatched_model /
-        # model_not_found (documented), the others invented; every message is invented except
-        # url_not_found's.
+        # Codes and messages: url_not_found (recorded: a line whose url is not the batch's
+        # endpoint, e.g. /v1/chat/completion in a /v1/chat/ds-test batch), duplicate_custom_id
+        # / mismatched_model / model_not_found (the error-code page's); missing_custom_id and
+        # invalid_body are invented.
         if not isinstance(cid, str) or not cid:
             error("missing_custom_id", "Each line needs a string custom_id.", number, "custom_id")
         elif cid in seen:
-            error("duplicate_custom_id", f"Duplicate custom_id '{cid}'.", number, "custom_id")
+            message = (
+                f"The custom_id '{cid}' for this request is a duplicate of another request. "
+                "The custom_id parameter must be unique for each request in a batch."
+            )
+            error("duplicate_custom_id", message, number, "custom_id")
         else:
             seen.add(cid)
-        if url not in ENDPOINTS:
+        if url != batch.endpoint:
             message = f"The provided url '{url}' is not supported by the Batch API."
             error("url_not_found", message, number, "url")
-        elif url != batch.endpoint:
-            message = f"The url '{url}' differs from the batch endpoint '{batch.endpoint}'."
-            error("mismatched_url", message, number, "url")
         name = body.get("model") if isinstance(body, dict) else None
         if not isinstance(body, dict):
             error("invalid_body", "Each line needs a JSON object body.", number, "body")
         elif emu.model_spec(str(name), kind="text") is None:
-            message = f"The model '{name}' does not exist or does not support batch."
+            message = f"The provided model '{name}' is not supported by the Batch API."
             error("model_not_found", message, number, "body.model")
         elif model is not None and name != model:
-            message = "All requests in a file must use the same model."
+            message = (
+                f"The model '{name}' for this request does not match the rest of the batch. "
+                "Each batch must contain requests for a single model."
+            )
             error("mismatched_model", message, number, "body.model")
         else:
             model = str(name)
@@ -446,7 +459,7 @@ def _end(emu: Emulator, batch: _Batch, status: str, code: str, message: str) -> 
     if batch.error_lines:
         name = f"{batch.id}_error.jsonl"
         data = b"\n".join(batch.error_lines) + b"\n"
-        batch.error_file_id = store.add(name, "batch_output", data, prefix="file-batch_output-").id
+        batch.error_file_id = store.add(name, "batch_output", data, prefix="file-batch_error-").id
     batch.output, batch.error_lines = [], []
     batch.status = status
     batch.times[f"{status}_at"] = _now()

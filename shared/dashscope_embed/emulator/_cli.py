@@ -1,4 +1,9 @@
-"""``python -m dashscope_embed.emulator`` / ``dashscope-embed emulator``: serve until Ctrl-C."""
+"""``python -m dashscope_embed.emulator`` / ``dashscope-embed emulator``: serve until Ctrl-C.
+
+``--print-env`` prints the ``export`` lines that point our client, the dashscope SDK and the
+openai SDK at an emulator on ``--host``/``--port`` and exits, so a whole app runs against it
+with no code change: ``eval "$(dashscope-embed emulator --print-env)"``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,11 @@ import logging
 import sys
 
 from dashscope_embed.emulator._app import Emulator, EmulatorConfig
+from dashscope_embed.emulator._chaos import ChaosRule, parse_rule
 from dashscope_embed.emulator._server import EmulatorServer
+from dashscope_embed.emulator._switch import TEST_KEY, client_env, export_lines
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["build_parser", "config_from_args", "env_for", "main"]
 
 BANNER = (
     "DashScope emulator listening on {url} (NOT the real service: vectors are deterministic hashes)"
@@ -27,6 +34,13 @@ def _row_limit(value: str) -> tuple[str, int]:
     if limit < 1:
         raise argparse.ArgumentTypeError(f"N must be at least 1 in {value!r}")
     return model, limit
+
+
+def _chaos(value: str) -> ChaosRule:
+    try:
+        return parse_rule(value)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rate(value: str) -> float:
@@ -77,7 +91,22 @@ def build_parser(prog: str = "python -m dashscope_embed.emulator") -> argparse.A
         metavar="KEY",
         help="accept only these keys (repeatable; default: any key starting with sk-)",
     )
+    parser.add_argument(
+        "--chaos",
+        type=_chaos,
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="a fault rule by endpoint (repeatable), e.g. 'compat:p=0.3,status=429' or "
+        "'multimodal:status=none,latency=2'; endpoints: text, multimodal, compat, files, "
+        "batches, uploads, *; also JSON",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for random faults (default: 0)")
+    parser.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print the export lines that point every client at this host/port, then exit",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser
 
@@ -95,7 +124,15 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         row_limits=dict(args.row_limit),
         api_keys=frozenset(args.api_key) if args.api_key else None,
         seed=args.seed,
+        chaos=tuple(args.chaos),
     )
+
+
+def env_for(args: argparse.Namespace, port: int | None = None) -> dict[str, str]:
+    """The client environment for the emulator these arguments describe."""
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "", "::") else args.host
+    key = sorted(args.api_key)[0] if args.api_key else TEST_KEY
+    return client_env(f"http://{host}:{args.port if port is None else port}", key)
 
 
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
@@ -109,6 +146,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         The process exit code (0 after Ctrl-C).
     """
     args = (build_parser(prog) if prog else build_parser()).parse_args(argv)
+    if args.print_env:
+        sys.stdout.write(export_lines(env_for(args)))
+        return 0
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
     server = EmulatorServer(
@@ -120,6 +160,12 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     print(BANNER.format(url=server.url), flush=True)
+    print(
+        f'point every client at it: eval "$({prog or "dashscope-embed emulator"} --print-env '
+        f'--port {server.port})"',
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         server.wait()
     except KeyboardInterrupt:

@@ -40,16 +40,26 @@ class Rejection(Exception):
         code: DashScope error code, e.g. ``"InvalidParameter"``.
         message: The message, verbatim as the real service writes it.
         retry_after: Seconds for a ``Retry-After`` header, if any.
+        error_type: The OpenAI envelope's ``type`` (compatible mode); defaults to ``code``, as
+            the recorded validation errors have it, while e.g. ``model_not_supported`` is
+            documented with ``invalid_request_error``.
     """
 
     def __init__(
-        self, status: int, code: str, message: str, *, retry_after: float | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        error_type: str | None = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.error_type = error_type or code
 
 
 @dataclass(frozen=True)
@@ -176,8 +186,14 @@ class FaultPlan:
 
     def next_fault(self) -> ScriptedFault | None:
         """The fault for the current request, or ``None`` to serve it normally."""
-        if self.queue:
-            return self.queue.popleft()
+        return self.pop_scripted() or self.random_fault()
+
+    def pop_scripted(self) -> ScriptedFault | None:
+        """The next queued fault, if any (queued faults come before everything else)."""
+        return self.queue.popleft() if self.queue else None
+
+    def random_fault(self) -> ScriptedFault | None:
+        """A drop or a 500 drawn from the configured rates, or ``None``."""
         # Two independent draws per request keep the sequence stable when one rate is zero.
         drop_draw, error_draw = self.rng.random(), self.rng.random()
         if drop_draw < self.drop_rate:

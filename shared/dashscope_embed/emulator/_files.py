@@ -5,7 +5,8 @@
 the recorded answers: ``{"id","object":"file","bytes","created_at","filename","purpose",
 "status":"processed","status_details":null}``; delete answers ``{"id","object":"file",
 "deleted":true}``; content is the raw bytes with no content type. Input ids look like
-``file-batch-<24 hex>``, batch outputs ``file-batch_output-<24 hex>``.
+``file-batch-<24 hex>``, batch outputs ``file-batch_output-<24 hex>`` and error files
+``file-batch_error-<24 hex>``.
 
 Error messages marked "invented" were not recorded from the real service.
 """
@@ -26,7 +27,7 @@ from dashscope_embed.emulator._faults import Rejection
 if TYPE_CHECKING:
     from dashscope_embed.emulator._app import Emulator, EmuRequest, EmuResponse
 
-__all__ = ["ROUTES", "FileStore", "StoredFile", "files_of", "parse_multipart"]
+__all__ = ["ROUTES", "FileStore", "StoredFile", "files_of", "forget", "parse_multipart"]
 
 FILES_PATH = "/compatible-mode/v1/files"
 PURPOSES = ("batch", "file-extract")
@@ -96,6 +97,12 @@ class FileStore:
 
 _STORES: weakref.WeakKeyDictionary[Emulator, FileStore] = weakref.WeakKeyDictionary()
 _STORES_LOCK = threading.Lock()
+
+
+def forget(emu: Emulator) -> None:
+    """Drop the store of ``emu`` (its reset); the next use starts an empty one."""
+    with _STORES_LOCK:
+        _STORES.pop(emu, None)
 
 
 def files_of(emu: Emulator) -> FileStore:

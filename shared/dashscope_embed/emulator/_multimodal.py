@@ -50,6 +50,7 @@ from dashscope_embed.emulator._text import (
     dimension_message,
     length_message,
 )
+from dashscope_embed.emulator._uploads import resolve_contents
 from dashscope_embed.emulator._vectors import count_tokens, text_vectors
 
 if TYPE_CHECKING:
@@ -330,7 +331,7 @@ class _Check:
             raise _invalid(  # invented
                 f"Value error, video only supports URL input, not data uri.: {where}"
             )
-        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        if not isinstance(value, str) or not value.startswith(("http://", "https://", "oss://")):
             raise Rejection(400, "InvalidURL", "Invalid URL provided in your request.")
         self.videos += 1
         self.image_tokens += 1024
@@ -450,6 +451,7 @@ def handle_multimodal(emu: Emulator, req: EmuRequest, match: re.Match[str]) -> E
         raise Rejection(400, *EMPTY_INPUT)
     if not isinstance(contents, list):
         raise _invalid("Value error, contents should be a list.: input.contents")  # invented
+    contents = resolve_contents(emu, req, contents)  # oss:// uploads → their stored bytes
     limit = emu.row_limit(spec)
     if len(contents) > limit:
         raise Rejection(400, "InvalidParameter", batch_size_message(limit))

@@ -34,6 +34,8 @@ ILLEGAL_INPUT = ("BadRequest.IllegalInput", "The input parameter requires json f
 EMPTY_MODEL = ("BadRequest.EmptyModel", 'Required parameter "model" missing from request.')
 EMPTY_INPUT = ("BadRequest.EmptyInput", "Required input parameter missing from request.")
 MODEL_NOT_EXIST = "Model not exist."
+#: Compatible mode, unknown or multimodal model (§4: the documented 404, not the native 400).
+MODEL_NOT_SUPPORTED = ("model_not_supported", "Unsupported model for OpenAI compatibility mode.")
 NOT_STRINGS = "Value error, contents is neither str nor list of str.: input.contents"
 # Invented (no real message recorded): the generic InvalidParameter text of the error-code page.
 BAD_PARAMETERS = "Required parameter(s) missing or invalid, please check the request parameters."
@@ -79,11 +81,13 @@ def _parse(req: EmuRequest) -> dict[str, Any]:
     return body
 
 
-def _model(emu: Emulator, body: dict[str, Any]) -> ModelSpec:
+def _model(emu: Emulator, body: dict[str, Any], *, compatible: bool = False) -> ModelSpec:
     name = body.get("model")
     if name is None or name == "":
         raise Rejection(400, *EMPTY_MODEL)
     spec = emu.model_spec(name, kind="text") if isinstance(name, str) else None
+    if spec is None and compatible:
+        raise Rejection(404, *MODEL_NOT_SUPPORTED, error_type="invalid_request_error")
     if spec is None:
         raise Rejection(400, "InvalidParameter", MODEL_NOT_EXIST)
     return spec
@@ -113,11 +117,10 @@ def _texts(emu: Emulator, spec: ModelSpec, value: object) -> tuple[list[str], in
 
 
 def _dimension(spec: ModelSpec, value: object) -> int:
-    if value is None:
+    if value is None or not spec.supports_dimension:
+        # v1/v2 reportedly ignore ``dimension`` and answer their fixed size (issue 16); our
+        # client still refuses it before sending, so only other clients reach this.
         return spec.default_dimension
-    if not spec.supports_dimension:
-        # Invented: the doc records no message for a dimension sent to v1/v2.
-        raise _invalid(f"Value error, dimension is not supported by model {spec.name}.")
     allowed = spec.dimensions or range(1, spec.max_dimension + 1)
     if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
         raise Rejection(400, "InvalidParameter", dimension_message(spec))
@@ -203,7 +206,7 @@ def handle_compatible(emu: Emulator, req: EmuRequest, match: re.Match[str]) -> E
     DashScope-only options (``text_type``, ``output_type``, ``instruct``) are ignored here.
     """
     body = _parse(req)
-    spec = _model(emu, body)
+    spec = _model(emu, body, compatible=True)
     texts, tokens = _texts(emu, spec, body.get("input"))
     dimension = _dimension(spec, body.get("dimensions"))
     encoding = _choice("encoding_format", body.get("encoding_format"), ENCODINGS, "float")
