@@ -13,7 +13,7 @@ import pytest
 
 from dashscope_embed._models import ModelSpec
 from dashscope_embed.emulator import Emulator, EmulatorConfig, count_tokens, text_vector
-from dashscope_embed.emulator._vectors import sparse_vector
+from dashscope_embed.emulator._sparse import sparse_vector
 
 PATH = "/api/v1/services/embeddings/text-embedding/text-embedding"
 V4 = "text-embedding-v4"

@@ -12,7 +12,9 @@ import pytest
 
 from dashscope_embed.emulator import count_tokens, sparse_vector, text_vector
 from dashscope_embed.emulator._format import format_rows
-from dashscope_embed.emulator._vectors import SPARSE_VOCAB, features, projection, text_vectors
+from dashscope_embed.emulator._sparse import SPARSE_VOCAB
+from dashscope_embed.emulator._vectors import projection, text_vectors
+from dashscope_embed.emulator._words import features
 
 V4 = "text-embedding-v4"
 CORPUS = [

@@ -24,7 +24,7 @@ from dashscope_embed import (
     Video,
 )
 from dashscope_embed.emulator import Emulator, EmulatorConfig, text_vector
-from dashscope_embed.emulator._multimodal import multimodal_vector
+from dashscope_embed.emulator._mm_vectors import multimodal_vector
 from dashscope_embed.multimodal._inputs import Element
 from dashscope_embed.multimodal._job import plan_batches
 from tests.conftest import TEST_KEY

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dashscope_embed.emulator import Emulator, count_tokens, text_vector
-from dashscope_embed.emulator._multimodal import image_label, image_vector, multimodal_vector
+from dashscope_embed.emulator._mm_vectors import image_label, image_vector, multimodal_vector
 from tests.conftest import TEST_KEY
 
 from .conftest import make_png

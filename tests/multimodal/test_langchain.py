@@ -17,7 +17,7 @@ from langchain_chroma import Chroma
 
 from dashscope_embed import InvalidInputError
 from dashscope_embed.emulator import Emulator, EmulatorServer, text_vector
-from dashscope_embed.emulator._multimodal import multimodal_vector
+from dashscope_embed.emulator._mm_vectors import multimodal_vector
 from langchain_dashscope_embed.multimodal import DashScopeMultimodalEmbeddings
 from tests.conftest import TEST_KEY
 

@@ -23,7 +23,7 @@ from llama_index.core.schema import ImageNode, TextNode
 
 from dashscope_embed import InvalidInputError
 from dashscope_embed.emulator import Emulator, EmulatorServer, text_vector
-from dashscope_embed.emulator._multimodal import multimodal_vector
+from dashscope_embed.emulator._mm_vectors import multimodal_vector
 from llama_index_dashscope_embed.multimodal import DashScopeMultiModalEmbedding
 from llama_index_dashscope_embed.usage import DashScopeUsageEvent
 from tests.conftest import TEST_KEY

@@ -36,13 +36,16 @@ from __future__ import annotations
 
 from dashscope_embed.emulator._app import Emulator
 from dashscope_embed.emulator._chaos import ChaosRule
-from dashscope_embed.emulator._multimodal import image_label, image_vector, multimodal_vector
 from dashscope_embed.emulator._records import EmulatorStats, RecordedRequest
 from dashscope_embed.emulator._server import EmulatorServer, serve
 from dashscope_embed.emulator._shapes import EmulatorConfig, EmuRequest, EmuResponse
 from dashscope_embed.emulator._switch import EmulatorSession, client_env, emulated
 from dashscope_embed.emulator._transport import EmulatorTransport
-from dashscope_embed.emulator._vectors import count_tokens, sparse_vector, text_vector
+
+from ._mm_vectors import image_label, image_vector, multimodal_vector
+from ._sparse import sparse_vector
+from ._vectors import text_vector
+from ._words import count_tokens
 
 __all__ = [
     "ChaosRule",

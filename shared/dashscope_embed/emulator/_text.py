@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from dashscope_embed.emulator._faults import Rejection
 from dashscope_embed.emulator._format import format_rows
-from dashscope_embed.emulator._vectors import count_tokens, sparse_vector, text_vectors
+
+from ._sparse import sparse_vector
+from ._vectors import text_vectors
+from ._words import count_tokens
 
 if TYPE_CHECKING:
     from dashscope_embed._models import ModelSpec
