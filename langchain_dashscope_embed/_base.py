@@ -69,15 +69,20 @@ class DashScopeFields(BaseModel):
     def _explain_unknown_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
             known = set(cls.model_fields) | {"api_key"}
-            for name in sorted(k for k in data if k not in known):
-                close = _RENAMED.get(name) or next(
-                    iter(difflib.get_close_matches(name, known, n=1)), None
-                )
-                hint = f" (did you mean {close!r}?)" if close else ""
-                # TypeError, like any unexpected keyword: pydantic would wrap a ValueError in a
-                # ValidationError whose .errors() carries every input, the key included.
+            unknown = sorted(k for k in data if k not in known)
+            if unknown:
+                described = []
+                for name in unknown:
+                    close = _RENAMED.get(name) or next(
+                        iter(difflib.get_close_matches(name, known, n=1)), None
+                    )
+                    described.append(f"{name!r}" + (f" (did you mean {close!r}?)" if close else ""))
+                noun = "unknown field" if len(unknown) == 1 else "unknown fields"
+                # One TypeError naming them all, like any unexpected keyword: pydantic would wrap
+                # a ValueError in a ValidationError whose .errors() carries every input, the key
+                # included.
                 raise TypeError(
-                    f"unknown field {name!r}{hint}. {cls.__name__} accepts: "
+                    f"{noun} {', '.join(described)}. {cls.__name__} accepts: "
                     + ", ".join(sorted(known))
                 )
         return data

@@ -1,7 +1,8 @@
 """``EndpointMixin``: how every LlamaIndex adapter here treats its fields and its private runtime.
 
-- Unknown keyword arguments are refused with a close-match hint (``model=`` → ``model_name``);
-  pydantic would drop them silently. The error names the argument, never its value.
+- Unknown keyword arguments are refused, all of them in one error, each with a close-match hint
+  (``model=`` → ``model_name``); pydantic would drop them silently. The error names the
+  arguments, never their values.
 - Construction resolves the key and endpoint once, pins the resolved endpoint in the fields (so
   ``to_dict()`` records where the vectors came from), and lets the core check the options with an
   empty call that sends nothing.
@@ -40,22 +41,27 @@ _RENAMED = {
 
 
 def reject_unknown_fields(cls: type[BaseModel], data: Mapping[str, Any]) -> None:
-    """Raise ``TypeError`` naming the first unknown argument and the closest accepted name.
+    """Raise one ``TypeError`` naming every unknown argument, each with its closest accepted name.
 
+    All of them at once, so a user porting code fixes them in one go instead of one per run.
     ``TypeError``, like any unexpected keyword: pydantic would wrap a ``ValueError`` into a
     ``ValidationError`` that carries every input value.
     """
     known = set(cls.model_fields) | {"class_name"}  # class_name: what to_dict()/model_dump() add
     accepted = sorted(set(cls.model_fields) | set(_INIT_ONLY))
-    for name in sorted(k for k in data if k not in known):
+    unknown = sorted(k for k in data if k not in known)
+    if not unknown:
+        return
+    described = []
+    for name in unknown:
         close = _RENAMED.get(name) or next(
             iter(difflib.get_close_matches(name, accepted, n=1)), None
         )
-        hint = f" (did you mean {close!r}?)" if close else ""
-        raise TypeError(
-            f"{cls.__name__} got an unknown argument {name!r}{hint}. It accepts: "
-            + ", ".join(accepted)
-        )
+        described.append(f"{name!r}" + (f" (did you mean {close!r}?)" if close else ""))
+    noun = "an unknown argument" if len(unknown) == 1 else f"{len(unknown)} unknown arguments"
+    raise TypeError(
+        f"{cls.__name__} got {noun} {', '.join(described)}. It accepts: " + ", ".join(accepted)
+    )
 
 
 class EndpointMixin(RuntimeAccessors, BaseModel):
@@ -93,7 +99,7 @@ class EndpointMixin(RuntimeAccessors, BaseModel):
             **data: The public fields.
 
         Raises:
-            TypeError: an unknown argument (the message suggests the closest accepted name).
+            TypeError: unknown arguments (all named at once, each with the closest accepted name).
             ConfigurationError: no key, an unknown region or a malformed base URL.
             InvalidInputError: an option the model cannot take (dimension, instruct, region).
             ValueError: ``embed_batch_size`` above the model's row limit.
