@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ def page_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[EmulatorServer]:
     """A fresh emulator on loopback, the variables a reader exports, and an empty directory."""
+    restore = _snapshot_llama_index()
     with serve() as server:
         monkeypatch.setenv("DASHSCOPE_BASE_URL", server.url)
         monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
@@ -53,12 +54,32 @@ def page_env(
             yield server
         finally:
             _stop_ray()
+            restore()
 
 
 def _stop_ray() -> None:
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
+
+
+def _snapshot_llama_index() -> Callable[[], None]:
+    """Pages set LlamaIndex's process-wide ``Settings`` and event handlers: undo that after."""
+    try:
+        from llama_index.core import Settings
+        from llama_index.core.instrumentation import get_dispatcher
+    except ImportError:  # pragma: no cover - the suite installs LlamaIndex
+        return lambda: None
+    settings = dict(vars(Settings))
+    dispatcher = get_dispatcher()
+    handlers = list(dispatcher.event_handlers)
+
+    def restore() -> None:
+        vars(Settings).clear()
+        vars(Settings).update(settings)
+        dispatcher.event_handlers[:] = handlers
+
+    return restore
 
 
 def _run_python(block: Block, namespace: dict[str, Any], url: str) -> None:
