@@ -50,7 +50,7 @@ unit: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q tests/core
 
 bench: $(VENV)/.dev-installed
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --write benchmarks/results
 
 record: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -q -m vcr --record-mode=rewrite

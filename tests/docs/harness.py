@@ -93,8 +93,10 @@ def parse_page(path: Path, *, name: str | None = None) -> Page:
         if marker:
             reason = (marker.group("reason") or "").strip()
             if not reason:
-                raise DocError(f"{page.path}:{i + 1}: <!-- no-run --> needs a reason: "
-                               "<!-- no-run: why this block cannot run offline -->")
+                raise DocError(
+                    f"{page.path}:{i + 1}: <!-- no-run --> needs a reason: "
+                    "<!-- no-run: why this block cannot run offline -->"
+                )
             pending = (i + 1, reason)
             i += 1
             continue
@@ -116,8 +118,9 @@ def parse_page(path: Path, *, name: str | None = None) -> Page:
             i += 1
             continue
         if text and pending is not None:
-            raise DocError(f"{page.path}:{pending[0]}: <!-- no-run --> must come right before a "
-                           "code block")
+            raise DocError(
+                f"{page.path}:{pending[0]}: <!-- no-run --> must come right before a code block"
+            )
         i += 1
     if pending is not None:
         raise DocError(f"{page.path}:{pending[0]}: <!-- no-run --> is followed by no code block")

@@ -57,9 +57,7 @@ def test_blocks_are_found_in_order_with_their_kind_and_line(tmp_path: Path) -> N
     assert cmd.argv == ["dashscope-embed", "embed", "in.txt", "-o", "out.npy"]
 
 
-@pytest.mark.parametrize(
-    "marker", ["<!-- no-run -->", "<!-- no-run: -->", "<!-- no-run:   -->"]
-)
+@pytest.mark.parametrize("marker", ["<!-- no-run -->", "<!-- no-run: -->", "<!-- no-run:   -->"])
 def test_a_no_run_without_a_reason_fails(tmp_path: Path, marker: str) -> None:
     """Every block left out has to say why."""
     with pytest.raises(DocError, match="needs a reason"):

@@ -40,9 +40,7 @@ REPORT: dict[str, Page] = {}
 
 
 @pytest.fixture
-def page_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[EmulatorServer]:
+def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
     """A fresh emulator on loopback, the variables a reader exports, and an empty directory."""
     restore = _snapshot_llama_index()
     with serve() as server:
@@ -103,15 +101,19 @@ def _run_cli(block: Block, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
                 monkeypatch.delenv(name, raising=False)
             continue
         if "&" in argv or "|" in argv or ">" in argv:
-            pytest.fail(f"{where}: background jobs, pipes and redirections are not run; "
-                        "mark the block <!-- no-run: REASON --> or split it")
+            pytest.fail(
+                f"{where}: background jobs, pipes and redirections are not run; "
+                "mark the block <!-- no-run: REASON --> or split it"
+            )
         if argv[0] == CLI:
             argv = [sys.executable, "-m", "dashscope_embed.cli", *argv[1:]]
         elif argv[0] in ("python", "python3"):
             argv = [sys.executable, *argv[1:]]
         elif argv[0] not in TOOLS:
-            pytest.fail(f"{where}: {argv[0]!r} is not run by the docs harness (only {CLI} "
-                        f"and {sorted(TOOLS)}); mark the block no-run with a reason")
+            pytest.fail(
+                f"{where}: {argv[0]!r} is not run by the docs harness (only {CLI} "
+                f"and {sorted(TOOLS)}); mark the block no-run with a reason"
+            )
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(ROOT), str(ROOT / "shared"), *filter(None, [env.get("PYTHONPATH")])]
