@@ -155,8 +155,13 @@ def test_every_block_of_the_page_runs(
 def report_lines() -> list[str]:
     """One line per page: counts, then the reason of each no-run block."""
     out = []
+    empty = [name for name, page in REPORT.items() if not page.blocks]
     for name, page in REPORT.items():
+        if not page.blocks:
+            continue
         counts = ", ".join(f"{n} {k}" for k, n in page.count().items())
         out.append(f"{name}: {counts}")
         out += [f"    no-run {b.where()}: {b.no_run}" for b in page.blocks if b.no_run]
+    if empty:
+        out.append(f"no code blocks: {', '.join(empty)}")
     return out
