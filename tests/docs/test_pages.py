@@ -5,8 +5,9 @@ temporary working directory, with ``DASHSCOPE_BASE_URL`` pointing at an emulator
 page on 127.0.0.1 and ``DASHSCOPE_API_KEY`` set to a test key: exactly what a reader does with
 ``dashscope-embed emulator`` and two ``export`` lines. The documented emulator address
 ``http://127.0.0.1:8123`` is rewritten to that emulator's address. Shell blocks that run
-``dashscope-embed`` run it as ``python -m dashscope_embed.cli`` in the same directory, with the
-page's environment (``export`` / ``unset`` lines apply to the rest of the page, Python included).
+``dashscope-embed`` run the console script's entry point (read from ``pyproject.toml``) with
+this interpreter, in the same directory, with the page's environment (``export`` / ``unset``
+lines apply to the rest of the page, Python included).
 
 The per-page counts (run / no-run with reasons / set-up shell blocks) are printed at the end of
 the session.
@@ -15,6 +16,7 @@ the session.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -34,6 +36,17 @@ TEST_KEY = "sk-docs-0000"
 DOC_EMULATOR = "http://127.0.0.1:8123"
 #: Commands a CLI block may run besides dashscope-embed (inspecting what it wrote).
 TOOLS = {"cat", "head", "ls", "wc", "python", "python3", "test"}
+
+#: ``dashscope-embed ARGS`` runs as ``python -c <this> ARGS``: the entry point pyproject declares
+#: (a regex, not tomllib: the suite also runs on Python 3.10).
+_SCRIPT = re.search(
+    rf'^{CLI}\s*=\s*"(?P<module>[\w.]+):(?P<func>\w+)"',
+    (ROOT / "pyproject.toml").read_text(encoding="utf-8"),
+    re.M,
+)
+assert _SCRIPT, f"no [project.scripts] entry for {CLI} in pyproject.toml"
+_MODULE, _FUNC = _SCRIPT.group("module"), _SCRIPT.group("func")
+CLI_CODE = f"import sys; from {_MODULE} import {_FUNC}; sys.exit({_FUNC}())"
 
 PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in DOCS.rglob("*.md"))]
 REPORT: dict[str, Page] = {}
@@ -106,7 +119,7 @@ def _run_cli(block: Block, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
                 "mark the block <!-- no-run: REASON --> or split it"
             )
         if argv[0] == CLI:
-            argv = [sys.executable, "-m", "dashscope_embed.cli", *argv[1:]]
+            argv = [sys.executable, "-c", CLI_CODE, *argv[1:]]
         elif argv[0] in ("python", "python3"):
             argv = [sys.executable, *argv[1:]]
         elif argv[0] not in TOOLS:
