@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from dashscope_embed import MODELS
 
@@ -46,3 +50,22 @@ def test_benchmark_page_includes_the_recorded_output() -> None:
     assert table
     assert all(line in page for line in table)
     assert "`benchmarks.ray_quota` has no recorded output" in page or "Ray Data" in page
+
+
+@pytest.mark.parametrize(
+    ("module", "page"),
+    [
+        ("dashscope_embed", "core"),
+        ("dashscope_embed.emulator", "emulator"),
+        ("dashscope_embed.ray", "ray"),
+        ("langchain_dashscope_embed", "langchain"),
+        ("llama_index_dashscope_embed", "llamaindex"),
+    ],
+)
+def test_api_reference_documents_every_public_name(module: str, page: str) -> None:
+    """Each name of a package's ``__all__`` has its ``::: module.name`` entry in the reference,
+    and the reference documents nothing that is not public."""
+    names = {n for n in importlib.import_module(module).__all__ if not n.startswith("__")}
+    text = (ROOT / "docs/reference" / f"{page}.md").read_text(encoding="utf-8")
+    documented = set(re.findall(rf"^::: {re.escape(module)}\.(\w+)$", text, flags=re.M))
+    assert documented == names
