@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
+# mkdocs-material prints a banner about its successor on every build; keep `make test` quiet.
+export NO_MKDOCS_2_WARNING := 1
+
 .PHONY: demo test lint typecheck docs docs-strict docs-serve unit bench record test-vcr emulator clean
 
 $(BIN)/python:
