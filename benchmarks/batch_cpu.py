@@ -1,4 +1,4 @@
-"""Issue 6 benchmark: client CPU per vector of the Batch API path (and of real time, for scale).
+"""Benchmark: client CPU per vector of the Batch API path (and of real time, for scale).
 
 The emulator runs in its own process (``python -m dashscope_embed.emulator``: Batch lines are
 processed there, at its default 1,000 lines/s), so only the client's work is counted: building

@@ -1,4 +1,4 @@
-"""Issue 6 benchmark: peak memory of streaming 200,000 texts to a 1024-d ``.npy`` in real time.
+"""Benchmark: peak memory of streaming 200,000 texts to a 1024-d ``.npy`` in real time.
 
 Three processes: the emulator (``python -m dashscope_embed.emulator``), this script, and a fresh
 child that does the embedding and measures itself, so the number is the client's alone:

@@ -1,4 +1,4 @@
-"""Issue 2 benchmark: client CPU per 1024-d vector (in-process transport, no latency).
+"""Benchmark: client CPU per 1024-d vector (in-process transport, no latency).
 
 Two numbers:
 * ``parse`` — :func:`dashscope_embed._wire.parse_text_response` on a real-shaped body of ten
@@ -99,7 +99,7 @@ def main() -> None:
             "µs": f"{client_us_per_vector():.1f}",
         }
     )
-    print("## Client CPU per 1024-d vector (issue 2)\n")
+    print("## Client CPU per 1024-d vector\n")
     print(table(rows))
 
 

@@ -1,4 +1,4 @@
-"""Issue 7 benchmark: saturate a quota without throttle storms, against baselines.
+"""Benchmark: saturate a quota without throttle storms, against baselines.
 
 Scenarios (emulator in its own process, text-embedding-v4, 256-d vectors):
 
@@ -166,7 +166,7 @@ def main() -> None:
         return
     n = 2_000 if ns.quick else ns.n
     rows = [*no_quota(n), rpm_quota(n), tpm_quota(n), _in_fresh_process(5 * n)]
-    print(f"## Throughput under quotas (issue 7): {MODEL}, {DIM}-d, emulator in its own process\n")
+    print(f"## Throughput under quotas: {MODEL}, {DIM}-d, emulator in its own process\n")
     print(table(rows))
 
 

@@ -1,4 +1,4 @@
-"""Issue 9 benchmark: 4 Ray Data workers under one account quota, with and without sharing it.
+"""Benchmark: 4 Ray Data workers under one account quota, with and without sharing it.
 
 DashScope limits are per account (API reference §7). Every scenario embeds the same corpus with
 4 workers (``DashScopeEmbedder`` in an actor pool) against an emulator enforcing one RPM quota
@@ -140,7 +140,7 @@ def main() -> None:
     rows = [_scenario(name, texts, rpm, workers, make()) for name, make in runs]
     ray.shutdown()
     print(
-        f"## Ray Data, {workers} workers, one account quota of {rpm} RPM (issue 9)\n\n"
+        f"## Ray Data, {workers} workers, one account quota of {rpm} RPM\n\n"
         f"{n:,} texts, {MODEL} {DIM}-d, 10 rows/request, emulator latency "
         f"{LATENCY * 1000:.0f} ms, quota enforced per second (RPM/60 per s, burst RPM/60)\n"
     )

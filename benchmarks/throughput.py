@@ -1,4 +1,4 @@
-"""Issue 2 benchmark: 10,000 short texts against the emulator with 100 ms latency per request.
+"""Benchmark: 10,000 short texts against the emulator with 100 ms latency per request.
 
 The emulator's vocabulary cache is warmed by one untimed pass first (a real server has no such
 cache, and the emulator shares this machine's two cores with the client). Reports time,
@@ -77,7 +77,7 @@ def main() -> None:
         run(ns.n, DEFAULT_MAX_CONCURRENCY, check=True),
         run(ns.n, 16, error_rate=0.10, check=True),
     ]
-    print("## Throughput (issue 2): emulator with 100 ms latency, text-embedding-v4, 256-d\n")
+    print("## Throughput: emulator with 100 ms latency, text-embedding-v4, 256-d\n")
     print(table(rows))
 
 

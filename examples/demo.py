@@ -13,6 +13,8 @@ A part whose framework is not installed is skipped with the install command.
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from _common import connection
 
-from dashscope_embed import DashScopeClient
+from dashscope_embed import APIConnectionError, DashScopeClient
 
 MODEL = "text-embedding-v4"
 DIM = 512
@@ -177,12 +179,28 @@ def image_search(conn: dict[str, str]) -> None:
         print(f"  {query!r:24} -> {list(SHAPES)[best]!r} (cosine {row[best]:.2f})")
 
 
+NO_CONNECTION = """
+Could not reach DashScope at {url} ({error}).
+
+DASHSCOPE_API_KEY is set, so the demo talks to the real service, and this machine cannot reach
+it (no network, a proxy, a firewall or a wrong DASHSCOPE_BASE_URL / DASHSCOPE_REGION). To run
+the demo offline on the bundled emulator instead, unset the key: `unset DASHSCOPE_API_KEY`
+(or run `env -u DASHSCOPE_API_KEY make demo`)."""
+
+
 def main() -> int:
     conn = dict(connection())
-    hits = core_search(conn)
-    langchain_search(conn)
-    llamaindex_search(conn)
-    image_search(conn)
+    try:
+        hits = core_search(conn)
+        langchain_search(conn)
+        llamaindex_search(conn)
+        image_search(conn)
+    except APIConnectionError as exc:  # timeouts too: APITimeoutError is a subclass
+        if "base_url" in conn:  # our own emulator went away: nothing the user can fix
+            raise
+        url = os.environ.get("DASHSCOPE_BASE_URL") or "the DashScope host of your region"
+        print(NO_CONNECTION.format(url=url, error=type(exc).__name__), file=sys.stderr)
+        return 1
     print(f"\ncore search: {hits}/{len(QUERIES)} queries ranked the expected passage first")
     return 0
 

@@ -14,7 +14,27 @@ vector-store extras (``[qdrant]``, ``[milvus]``) are only needed by the classes 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING
+
+
+def _absent(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):  # a blocking import hook, or a broken half-install
+        return True
+
+
+# Checked without importing them, so the package stays light. A base install has neither, and
+# the first name imported would otherwise fail with a bare "No module named 'pydantic'".
+_MISSING = [m for m in ("langchain_core", "pydantic") if _absent(m)]
+if _MISSING:
+    raise ImportError(
+        "langchain_dashscope_embed needs LangChain (missing: "
+        + ", ".join(_MISSING)
+        + '): pip install "dashscope-embed[langchain]"',
+        name=_MISSING[0],
+    )
 
 if TYPE_CHECKING:
     from .cache import cached_embeddings

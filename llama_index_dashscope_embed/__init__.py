@@ -9,7 +9,9 @@ Install with ``pip install "dashscope-embed[llamaindex]"``::
 
 Hybrid search: :class:`DashScopeSparseEmbedding`, :func:`qdrant_sparse_fns` (Qdrant) and
 :class:`DashScopeMilvusSparseFunction` (Milvus). Real token usage: ``.usage`` / ``.last_usage``
-on every adapter and :class:`DashScopeUsageEvent` on the instrumentation bus.
+on every adapter and :class:`DashScopeUsageEvent` on the instrumentation bus. Multimodal:
+:class:`DashScopeMultiModalEmbedding`, and :func:`image_nodes` for image nodes that
+``MultiModalVectorStoreIndex`` keeps.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from .base import DashScopeEmbedding
 from .milvus import DashScopeMilvusSparseFunction
 from .multimodal import DashScopeMultiModalEmbedding
+from .nodes import image_nodes
 from .sparse import DashScopeSparseEmbedding, QdrantSparseFns, qdrant_sparse_fns
 from .usage import DashScopeUsageEvent, DashScopeUsageHandler
 
@@ -35,5 +38,6 @@ __all__ = [
     "DashScopeUsageEvent",
     "DashScopeUsageHandler",
     "QdrantSparseFns",
+    "image_nodes",
     "qdrant_sparse_fns",
 ]

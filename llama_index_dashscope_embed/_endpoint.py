@@ -1,7 +1,8 @@
 """``EndpointMixin``: how every LlamaIndex adapter here treats its fields and its private runtime.
 
-- Unknown keyword arguments are refused with a close-match hint (``model=`` → ``model_name``);
-  pydantic would drop them silently. The error names the argument, never its value.
+- Unknown keyword arguments are refused, all of them in one error, each with a close-match hint
+  (``model=`` → ``model_name``); pydantic would drop them silently. The error names the
+  arguments, never their values.
 - Construction resolves the key and endpoint once, pins the resolved endpoint in the fields (so
   ``to_dict()`` records where the vectors came from), and lets the core check the options with an
   empty call that sends nothing.
@@ -86,7 +87,7 @@ class EndpointMixin(RuntimeAccessors, BaseModel):
             **data: The public fields.
 
         Raises:
-            TypeError: an unknown argument (the message suggests the closest accepted name).
+            TypeError: unknown arguments (all named at once, each with the closest accepted name).
             ConfigurationError: no key, an unknown region or a malformed base URL.
             InvalidInputError: an option the model cannot take (dimension, instruct, region).
             ValueError: ``embed_batch_size`` below 1, or a multimodal model on a text class.

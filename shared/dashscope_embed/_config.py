@@ -156,6 +156,17 @@ def resolve_config(
     env = os.environ if env is None else env
     key = api_key if api_key is not None else _env(env, "DASHSCOPE_API_KEY")
     if not key or not key.strip():
+        pointed = base_url or (
+            None
+            if region is not None
+            else _env(env, "DASHSCOPE_BASE_URL", "DASHSCOPE_HTTP_BASE_URL")
+        )
+        if pointed and "aliyuncs.com" not in pointed:  # aimed at the emulator: say what key
+            raise ConfigurationError(
+                f"no DashScope API key: pass api_key=… or set DASHSCOPE_API_KEY. If {pointed} "
+                "is the local emulator, note that it accepts any key that starts with sk- "
+                "(for example DASHSCOPE_API_KEY=sk-local)."
+            )
         raise ConfigurationError(
             "no DashScope API key: pass api_key=… or set DASHSCOPE_API_KEY. To try things "
             "without a key, run the local emulator (`dashscope-embed emulator`) and point "

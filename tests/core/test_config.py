@@ -106,6 +106,32 @@ def test_missing_key_error_mentions_env_and_emulator(monkeypatch: pytest.MonkeyP
         DashScopeClient()
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "env"),
+    [
+        ({"base_url": "http://127.0.0.1:8123"}, {}),
+        ({}, {"DASHSCOPE_BASE_URL": "http://127.0.0.1:8123"}),
+    ],
+)
+def test_missing_key_with_the_emulator_url_says_which_key_it_accepts(
+    kwargs: dict[str, str], env: dict[str, str]
+) -> None:
+    """Already pointed at a local host, the hint is the sk- key, not "point base_url at it"."""
+    with pytest.raises(ConfigurationError) as info:
+        resolve_config(env=env, **kwargs)
+    text = str(info.value)
+    assert "http://127.0.0.1:8123" in text
+    assert "accepts any key that starts with sk-" in text
+    assert "point base_url at it" not in text
+
+
+def test_missing_key_with_a_dashscope_host_keeps_the_emulator_suggestion() -> None:
+    """A real DashScope host set but no key: the usual message (set a key, or try the emulator)."""
+    env = {"DASHSCOPE_BASE_URL": "https://dashscope-intl.aliyuncs.com"}
+    with pytest.raises(ConfigurationError, match="point base_url at it"):
+        resolve_config(env=env)
+
+
 def test_two_clients_never_share_keys() -> None:
     """Two clients with two keys keep their own headers (no process-global state)."""
     a = DashScopeClient("sk-aaa", base_url="http://a.test")

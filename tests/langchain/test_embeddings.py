@@ -224,6 +224,16 @@ def test_unknown_fields_are_rejected_clearly(field: str, hint: str) -> None:
     assert hint in str(info.value)
 
 
+def test_every_unknown_field_is_named_in_one_error() -> None:
+    """Several wrong names are all reported in one TypeError, each with its own hint."""
+    with pytest.raises(TypeError) as info:
+        DashScopeEmbeddings(api_key=TEST_KEY, model_name="text-embedding-v3", dimensions=512)
+    text = str(info.value)
+    assert text.startswith("unknown fields 'dimensions' (did you mean 'dimension'?), ")
+    assert "'model_name' (did you mean 'model'?)" in text
+    assert TEST_KEY not in text
+
+
 def test_invalid_dimension_fails_at_construction(emulator: Emulator) -> None:
     """A dimension the model does not offer is rejected when the object is built, unsent."""
     with pytest.raises(InvalidInputError, match="dimension"):

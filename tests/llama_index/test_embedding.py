@@ -62,6 +62,7 @@ def test_exported_names_are_pinned() -> None:
         "DashScopeUsageEvent",
         "DashScopeUsageHandler",
         "QdrantSparseFns",
+        "image_nodes",
         "qdrant_sparse_fns",
     ]
 

@@ -123,6 +123,23 @@ def test_unknown_arguments_are_refused_with_a_hint(
     assert emulator.requests == []
 
 
+@pytest.mark.parametrize("cls", CLASSES)
+def test_every_unknown_argument_is_named_in_one_error(
+    make: Make, emulator: Emulator, cls: type
+) -> None:
+    """Two wrong names (the README's ``model=`` + ``dimensions=``) are both named, each with its
+    hint, in a single TypeError: porting code takes one run, not one per argument."""
+    with pytest.raises(TypeError) as info:
+        make(cls, api_key=SECRET, model="text-embedding-v3", dimensions=512)
+    text = str(info.value)
+    assert f"{cls.__name__} got 2 unknown arguments " in text
+    assert "'dimensions' (did you mean 'dimension'?)" in text
+    assert "'model' (did you mean 'model_name'?)" in text
+    assert SECRET not in text
+    assert "text-embedding-v3" not in text.split(". It accepts")[0]  # names, never values
+    assert emulator.requests == []
+
+
 def test_llama_index_construction_paths_still_work(make: Make, emulator: Emulator) -> None:
     """BaseEmbedding's own arguments, from_dict, model_dump, pickling and Settings all work."""
     callbacks = CallbackManager([])

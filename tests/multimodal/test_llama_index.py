@@ -227,3 +227,45 @@ def test_multimodal_index_answers_text_with_the_right_image(
     images = [c["image"] for c in sent if "image" in c]
     assert len(images) == 5
     assert all(i.startswith("data:image/png;base64,") for i in images)
+
+
+def test_bare_image_nodes_are_dropped_by_llama_index_and_image_nodes_are_kept(
+    make: Make, emulator: Emulator, gallery: dict[str, Path]
+) -> None:
+    """llama-index-core skips ImageNodes with no text and no metadata (the index then holds no
+    image); ``image_nodes(paths)`` gives each node its file name and path, so every image is
+    indexed, embedded once as an image (never as a text), and a text query finds the right one."""
+    from llama_index_dashscope_embed import image_nodes
+
+    emb = make()
+    paths = [str(gallery[label]) for label in GALLERY]
+    bare = MultiModalVectorStoreIndex(
+        [ImageNode(image_path=p) for p in paths], embed_model=emb, image_embed_model=emb
+    )
+    assert bare.as_retriever(image_similarity_top_k=1).text_to_image_retrieve("a dog") == []
+    assert contents(emulator) == [[{"text": "a dog"}]]  # the query only: no image was sent
+    before = len(emulator.requests)
+
+    nodes = image_nodes(paths, metadata={"album": "test"})
+    assert [n.image_path for n in nodes] == paths
+    assert nodes[1].metadata == {
+        "file_path": paths[1],
+        "file_name": Path(paths[1]).name,
+        "album": "test",
+    }
+    assert all(n.text == "" for n in nodes)
+    index = MultiModalVectorStoreIndex(nodes, embed_model=emb, image_embed_model=emb)
+    retriever = index.as_retriever(image_similarity_top_k=1)
+    hit = retriever.text_to_image_retrieve("a photo of a dog")[0]
+    assert hit.node.image_path == str(gallery["dog"])
+    sent = [c for request in contents(emulator)[before:] for c in request]
+    assert sum("image" in c for c in sent) == len(GALLERY)  # each image embedded exactly once
+    assert [c for c in sent if "text" in c] == [{"text": "a photo of a dog"}]  # just the query
+
+
+def test_image_nodes_refuses_a_missing_file(tmp_path: Path) -> None:
+    """A typo in a path fails when the nodes are built, naming the path."""
+    from llama_index_dashscope_embed import image_nodes
+
+    with pytest.raises(FileNotFoundError, match=r"nope\.png"):
+        image_nodes([tmp_path / "nope.png"])
