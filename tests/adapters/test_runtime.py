@@ -135,5 +135,5 @@ def test_every_unknown_argument_is_reported_at_once() -> None:
     msg = str(info.value)
     assert "'dimensions' (did you mean 'dimension'?)" in msg
     assert "'model' (did you mean 'model_name'?)" in msg
-    assert "unknown arguments" in msg
+    assert "got 2 unknown arguments" in msg
     assert "512" not in msg.split("It accepts")[0]  # names only, never values

@@ -46,9 +46,9 @@ def reject_unknown_arguments(
             iter(difflib.get_close_matches(name, sorted(accepted), n=1)), None
         )
         parts.append(f"{name!r} (did you mean {close!r}?)" if close else repr(name))
-    plural = "" if len(unknown) == 1 else "s"
+    what = f"unknown {noun}" if len(unknown) == 1 else f"{len(unknown)} unknown {noun}s"
     raise TypeError(
-        f"{cls_name} got unknown {noun}{plural} {', '.join(parts)}. It accepts: "
+        f"{cls_name} got {what} {', '.join(parts)}. It accepts: "
         + ", ".join(sorted(accepted))
     )
 
