@@ -124,7 +124,7 @@ class AsyncDashScopeClient(BaseClient):
             instruct=instruct,
             max_batch_size=max_batch_size,
             on_progress=on_progress,
-            **self._job_context(),
+            ctx=self._job_context(),
         )
         return await self._execute(job)
 
@@ -155,7 +155,7 @@ class AsyncDashScopeClient(BaseClient):
             enable_fusion=enable_fusion,
             max_batch_size=max_batch_size,
             on_progress=on_progress,
-            **self._job_context(),
+            ctx=self._job_context(),
         )
         job = await asyncio.to_thread(prepare) if reads_local_data(inputs) else prepare()
         return await self._execute(job)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 import httpx
 
-from dashscope_embed._engine._job import Job, Outcome
+from dashscope_embed._engine._job import Job, JobContext, Outcome
 
 from ._config import ClientConfig, resolve_config
 from ._engine._retry import RetryPolicy
@@ -132,14 +131,14 @@ class BaseClient:
         """Row limits learned from the server's "batch size is invalid" answers, per model."""
         return self._throttle.learned_limits()
 
-    def _job_context(self) -> dict[str, Any]:
+    def _job_context(self) -> JobContext:
         """What every job builder needs from the client (text and multimodal alike)."""
-        return {
-            "region": self._config.region,  # None when an explicit base_url was given
-            "policy": self._policy,
-            "learned": self._throttle.learned_limits(),
-            "on_limit": self._throttle.learn_limit,
-        }
+        return JobContext(
+            region=self._config.region,  # None when an explicit base_url was given
+            policy=self._policy,
+            learned=self._throttle.learned_limits(),
+            on_limit=self._throttle.learn_limit,
+        )
 
     def _workers(self) -> int:
         """Batches run side by side: twice the throttle's cap, because a batch sleeping before

@@ -160,7 +160,7 @@ class DashScopeClient(BaseClient):
             instruct=instruct,
             max_batch_size=max_batch_size,
             on_progress=on_progress,
-            **self._job_context(),
+            ctx=self._job_context(),
         )
         return self._execute(job)
 
@@ -212,7 +212,7 @@ class DashScopeClient(BaseClient):
             enable_fusion=enable_fusion,
             max_batch_size=max_batch_size,
             on_progress=on_progress,
-            **self._job_context(),
+            ctx=self._job_context(),
         )
         return self._execute(job)
 

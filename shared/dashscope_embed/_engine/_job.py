@@ -45,6 +45,7 @@ __all__ = [
     "Assembly",
     "Batch",
     "Job",
+    "JobContext",
     "Outcome",
     "StatusRules",
     "batch_size",
@@ -53,6 +54,23 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dashscope_embed")
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every job builder needs from its client (text and multimodal alike).
+
+    Attributes:
+        region: The client's region (``None`` when an explicit base URL turns region rules off).
+        policy: The retry policy.
+        learned: Row limits learned from the server so far, per model.
+        on_limit: Called with a smaller row limit the server answered.
+    """
+
+    region: str | None
+    policy: RetryPolicy
+    learned: Mapping[str, int]
+    on_limit: Callable[[str, int], None]
 
 
 def batch_size(spec: ModelSpec, max_batch_size: int | None, learned: int | None) -> int:

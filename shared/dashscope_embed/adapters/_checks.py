@@ -48,8 +48,7 @@ def reject_unknown_arguments(
         parts.append(f"{name!r} (did you mean {close!r}?)" if close else repr(name))
     what = f"unknown {noun}" if len(unknown) == 1 else f"{len(unknown)} unknown {noun}s"
     raise TypeError(
-        f"{cls_name} got {what} {', '.join(parts)}. It accepts: "
-        + ", ".join(sorted(accepted))
+        f"{cls_name} got {what} {', '.join(parts)}. It accepts: " + ", ".join(sorted(accepted))
     )
 
 

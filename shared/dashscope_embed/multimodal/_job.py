@@ -21,7 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from dashscope_embed._engine._distinct import Distinct
-from dashscope_embed._engine._job import Assembly, Batch, Outcome, StatusRules, batch_size
+from dashscope_embed._engine._job import (
+    Assembly,
+    Batch,
+    JobContext,
+    Outcome,
+    StatusRules,
+    batch_size,
+)
 from dashscope_embed._engine._retry import RetryPolicy
 from dashscope_embed._errors import (
     APIStatusError,
@@ -226,17 +233,12 @@ def multimodal_job(
     enable_fusion: bool | None,
     max_batch_size: int | None,
     on_progress: Callable[[int], None] | None,
-    region: str | None,
-    policy: RetryPolicy,
-    learned: Mapping[str, int],
-    on_limit: Callable[[str, int], None],
+    ctx: JobContext,
 ) -> MultimodalJob | EmbeddingResult:
     """Validate, encode and plan one call (no I/O but reading local images).
 
     Args:
-        region: The client's region (``None`` when an explicit base URL turns region rules off).
-        learned: Row limits learned from the server so far, per model.
-        on_limit: Called with a smaller row limit the server answered.
+        ctx: The client's region, retry policy and learned row limits.
 
     Returns:
         The job to run, or an empty result (nothing to send) for an empty input list.
@@ -246,8 +248,8 @@ def multimodal_job(
     """
     spec = get_model(model, kind="multimodal")
     opts = MultimodalOptions(model, dimension, fps, instruct, enable_fusion)
-    validate_multimodal_options(opts, spec, region=region)
-    size = batch_size(spec, max_batch_size, learned.get(model))
+    validate_multimodal_options(opts, spec, region=ctx.region)
+    size = batch_size(spec, max_batch_size, ctx.learned.get(model))
     elements = encode_inputs(inputs, spec)
     if not elements:
         return EmbeddingResult.empty(model, dimension or spec.default_dimension)
@@ -264,7 +266,7 @@ def multimodal_job(
         opts,
         spec,
         size,
-        policy,
-        on_limit=on_limit,
+        ctx.policy,
+        on_limit=ctx.on_limit,
         on_progress=on_progress,
     )

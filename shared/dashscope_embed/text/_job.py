@@ -16,7 +16,15 @@ import numpy as np
 import numpy.typing as npt
 
 from dashscope_embed._engine._distinct import Distinct
-from dashscope_embed._engine._job import Assembly, Batch, Outcome, StatusRules, batch_size, chunks
+from dashscope_embed._engine._job import (
+    Assembly,
+    Batch,
+    JobContext,
+    Outcome,
+    StatusRules,
+    batch_size,
+    chunks,
+)
 from dashscope_embed._engine._retry import RetryPolicy
 from dashscope_embed._errors import APIStatusError
 from dashscope_embed._models import ModelSpec, get_model
@@ -151,17 +159,12 @@ def text_job(
     instruct: str | None,
     max_batch_size: int | None,
     on_progress: Callable[[int], None] | None,
-    region: str | None,
-    policy: RetryPolicy,
-    learned: Mapping[str, int],
-    on_limit: Callable[[str, int], None],
+    ctx: JobContext,
 ) -> TextJob | EmbeddingResult:
     """Validate one call and plan it (no I/O).
 
     Args:
-        region: The client's region (``None`` when an explicit base URL turns region rules off).
-        learned: Row limits learned from the server so far, per model.
-        on_limit: Called with a smaller row limit the server answered.
+        ctx: The client's region, retry policy and learned row limits.
 
     Returns:
         The job to run, or an empty result (nothing to send) for an empty input list.
@@ -171,15 +174,17 @@ def text_job(
     """
     spec = get_model(model, kind="text")
     opts = TextOptions(model, text_type, dimension, output_type, instruct)
-    validate_text_options(opts, spec, region=region)
+    validate_text_options(opts, spec, region=ctx.region)
     if spec.known and not spec.supports_dimension:
         # v1/v2 have one fixed dimension and reject the parameter: never send it.
         opts = TextOptions(model, text_type, None, output_type, instruct)
     items = validate_texts(texts)
-    size = batch_size(spec, max_batch_size, learned.get(model))
+    size = batch_size(spec, max_batch_size, ctx.learned.get(model))
     if not items:
         dim = dimension or (spec.default_dimension if spec.known else None)
         return EmbeddingResult.empty(
             model, dim if opts.want_dense else None, sparse=opts.want_sparse
         )
-    return TextJob(items, opts, spec, size, policy, on_limit=on_limit, on_progress=on_progress)
+    return TextJob(
+        items, opts, spec, size, ctx.policy, on_limit=ctx.on_limit, on_progress=on_progress
+    )
