@@ -19,8 +19,8 @@ from dashscope_embed import (
     DashScopeClient,
     EmbeddingResult,
     InputTooLongError,
+    Throttle,
 )
-from dashscope_embed._engine._throttle import Throttle
 
 from .conftest import KEY, Harness, error, ok_body
 
