@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from dashscope_embed._client import DashScopeClient
-from dashscope_embed.batch._job import BatchReport
-from dashscope_embed.io._sinks import (
-    commit,
-    ids_path,
-    iter_npy_chunks,
-    npy_shape,
-    open_sink,
-    partial_path,
-)
 
 from ._io import CliError
 
@@ -31,7 +19,6 @@ __all__ = [
     "EXIT_PENDING",
     "EXIT_USAGE",
     "add_client_args",
-    "export_batch",
     "make_bar",
     "make_client",
     "say",
@@ -96,54 +83,3 @@ def make_bar(mode: bool | None, total: int | None, *, unit: str = "text") -> Any
         if mode:
             raise CliError(str(exc)) from None
         return None
-
-
-def export_batch(
-    report: BatchReport,
-    output: Path,
-    ids: Iterator[str | None] | None,
-    *,
-    chunk: int = 4096,
-) -> Path | None:
-    """Write a finished batch job's vectors to ``output`` and its failures to
-    ``<output>.errors.jsonl`` (returned, or ``None`` when every row has a vector).
-
-    The job's ``.npy`` is read in chunks (no memory map); ``.jsonl``/``.parquet`` rows of failed
-    inputs carry ``error`` instead of a vector, ``.npy`` rows hold NaN. Every file is written as
-    ``.partial`` and moved in place when complete; an empty job still gets its (empty) file.
-    """
-    if output.suffix.lower() == ".npy" and output.resolve() == report.output.resolve():
-        if ids is not None:
-            target = ids_path(output)
-            with open(partial_path(target), "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in ids)
-            commit(partial_path(target), target)
-    else:
-        _, dim = npy_shape(report.output)
-        sink = open_sink(output, dim=dim, rows=report.total_rows, with_ids=ids is not None)
-        try:
-            failures = iter(report.failures)
-            failure = next(failures, None)
-            for start, block in iter_npy_chunks(report.output, chunk):
-                rows = range(start, start + block.shape[0])
-                chunk_ids = [str(next(ids)) for _ in rows] if ids is not None else None
-                chunk_errors: list[str | None] = [None] * len(rows)
-                while failure is not None and failure.start < rows.stop:
-                    for row in range(max(failure.start, start), min(failure.stop, rows.stop)):
-                        chunk_errors[row - start] = f"{failure.code}: {failure.message}"
-                    if failure.stop > rows.stop:
-                        break  # it goes on in the next chunk
-                    failure = next(failures, None)
-                sink.write(chunk_ids, block, None, chunk_errors if any(chunk_errors) else None)
-        except BaseException:
-            sink.abort()
-            raise
-        sink.close()
-    if not report.failures:
-        return None
-    path = output.with_name(output.name + ".errors.jsonl")
-    with open(partial_path(path), "w", encoding="utf-8") as fh:
-        for row, code, message in report.errors_by_row():
-            fh.write(json.dumps({"row": row, "code": code, "message": message}) + "\n")
-    commit(partial_path(path), path)
-    return path
