@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from dashscope_embed.io._sinks import (
@@ -23,10 +23,11 @@ from dashscope_embed.io._sinks import (
     partial_path,
 )
 
+from ._files import BatchFailure
 from ._report import BatchReport
 from ._state import JobState
 
-__all__ = ["errors_path", "export_batch", "export_job", "read_ids", "write_ids"]
+__all__ = ["errors_path", "export_batch", "export_job", "read_ids", "write_errors", "write_ids"]
 
 
 def errors_path(output: str | os.PathLike[str]) -> Path:
@@ -56,7 +57,13 @@ def read_ids(path: str | os.PathLike[str]) -> Iterator[str | None]:
             yield None if value is None else str(value)
 
 
-def export_job(state: JobState, report: BatchReport, *, chunk: int = 4096) -> Path | None:
+def export_job(
+    state: JobState,
+    report: BatchReport,
+    *,
+    lines: Mapping[int, int] | None = None,
+    chunk: int = 4096,
+) -> Path | None:
     """Export a finished job to its recorded target (or just its ids beside its ``.npy``).
 
     Returns:
@@ -64,7 +71,8 @@ def export_job(state: JobState, report: BatchReport, *, chunk: int = 4096) -> Pa
     """
     target = Path(state.target) if state.target else Path(state.output)
     ids = read_ids(state.target_ids) if state.target_ids else None
-    return export_batch(report, target, ids, chunk=chunk)
+    export_batch(report, target, ids, chunk=chunk, write_errors_file=False)
+    return write_errors(target, report.failures, lines=lines)
 
 
 def export_batch(
@@ -73,6 +81,7 @@ def export_batch(
     ids: Iterable[str | None] | None,
     *,
     chunk: int = 4096,
+    write_errors_file: bool = True,
 ) -> Path | None:
     """Write a finished batch job's vectors to ``output`` and its failures to
     ``<output>.errors.jsonl`` (returned, or ``None`` when every row has a vector).
@@ -106,12 +115,32 @@ def export_batch(
             sink.abort()
             raise
         sink.close()
+    return write_errors(output, report.failures) if write_errors_file else None
+
+
+def write_errors(
+    output: str | os.PathLike[str],
+    failures: Iterable[BatchFailure],
+    *,
+    lines: Mapping[int, int] | None = None,
+) -> Path | None:
+    """Write ``<output>.errors.jsonl``: ``{"row", "line"?, "code", "message"}`` per failed row
+    (``line``: the input file's line, when ``lines`` maps rows to them). With no failures an
+    old list is removed and ``None`` returned."""
     path = errors_path(output)
-    if not report.failures:
-        path.unlink(missing_ok=True)  # an earlier export's list, before a retry fixed it
-        return None
+    wrote = False
     with open(partial_path(path), "w", encoding="utf-8") as fh:
-        for row, code, message in report.errors_by_row():
-            fh.write(json.dumps({"row": row, "code": code, "message": message}) + "\n")
+        for f in failures:
+            for row in f.rows():
+                doc: dict[str, object] = {"row": row}
+                if lines is not None and row in lines:
+                    doc["line"] = lines[row]
+                doc.update(code=f.code, message=f.message)
+                fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                wrote = True
+    if not wrote:
+        partial_path(path).unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # an earlier run's list, before a retry fixed it
+        return None
     commit(partial_path(path), path)
     return path

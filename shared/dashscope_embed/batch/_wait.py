@@ -163,13 +163,7 @@ class Waiter(Submitter):
             The report once nothing is left to follow up (or the rounds are used up).
         """
         report = self.report()
-        st = self._state
-        while report.finished and st.auto_rounds < max_rounds:
-            if not st.retry_rows(_FOLLOW_UP):
-                break
-            st.auto_rounds += 1
-            sent = self.retry_failed(texts(), rows=st.retry_rows(_FOLLOW_UP))
-            logger.info("job %s: following up %d failed row(s) one per line", st.job_id, sent)
+        while report.finished and self.follow_up(texts, max_rounds=max_rounds):
             report = self.wait(
                 poll_interval=poll_interval,
                 max_poll_interval=max_poll_interval,
@@ -177,6 +171,23 @@ class Waiter(Submitter):
                 on_progress=on_progress,
             )
         return report
+
+    def follow_up(
+        self, texts: Callable[[], Iterable[str]], *, max_rounds: int = AUTO_ROUNDS
+    ) -> int:
+        """Submit one follow-up round of :meth:`settle` without waiting for it.
+
+        Returns:
+            Rows submitted (0: nothing to follow up, or the rounds are used up).
+        """
+        st = self._state
+        rows = st.retry_rows(_FOLLOW_UP)
+        if not rows or st.auto_rounds >= max_rounds:
+            return 0
+        st.auto_rounds += 1
+        sent = self.retry_failed(texts(), rows=rows)
+        logger.info("job %s: following up %d failed row(s) one per line", st.job_id, sent)
+        return sent
 
     @property
     def needs_follow_up(self) -> bool:

@@ -1,4 +1,4 @@
-"""Pieces shared by the ``embed`` and ``batch`` commands: client options, progress, exports."""
+"""Pieces shared by the ``embed`` and ``batch`` commands: exit codes, client options, progress."""
 
 from __future__ import annotations
 
@@ -15,20 +15,23 @@ __all__ = [
     "EXIT_API",
     "EXIT_FAILED_ROWS",
     "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
     "EXIT_OK",
     "EXIT_PENDING",
     "EXIT_USAGE",
     "add_client_args",
+    "add_lock_arg",
     "make_bar",
     "make_client",
     "say",
 ]
 
 EXIT_OK = 0
-EXIT_API = 1  # the service (or the network) failed
+EXIT_API = 1  # the service, the network or a local file (not the input) failed
 EXIT_USAGE = 2  # bad options, bad input, missing key: fix and run again
-EXIT_FAILED_ROWS = 3  # a batch job finished, but some rows have no vector
+EXIT_FAILED_ROWS = 3  # finished, but some rows have no vector (OUTPUT.errors.jsonl lists them)
 EXIT_PENDING = 4  # a batch job has not finished: nothing final yet, run again later
+EXIT_LOCKED = 5  # another process is running this batch job: nothing was sent
 EXIT_INTERRUPTED = 130
 
 EMULATOR_HINT = (
@@ -58,13 +61,31 @@ def add_client_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_client(args: argparse.Namespace, *, concurrency: int | None = None) -> DashScopeClient:
-    """The core client from ``--base-url`` / ``--region`` and the environment.
+def add_lock_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--lock-timeout``: how long to wait for another process running the same job."""
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another process running the same batch job (default 0: exit "
+        "at once with code 5, having sent nothing)",
+    )
+
+
+def make_client(
+    args: argparse.Namespace, *, concurrency: int | None = None, base_url: str | None = None
+) -> DashScopeClient:
+    """The core client from ``--base-url`` / ``--region`` and the environment; ``base_url``
+    (a job's recorded host) is used when neither option is given.
 
     Raises:
         ConfigurationError: no key, bad region or URL (the caller prints it with the hint).
     """
-    return DashScopeClient(base_url=args.base_url, region=args.region, max_concurrency=concurrency)
+    url = args.base_url
+    if url is None and args.region is None:
+        url = base_url
+    return DashScopeClient(base_url=url, region=args.region, max_concurrency=concurrency)
 
 
 def make_bar(mode: bool | None, total: int | None, *, unit: str = "text") -> Any:

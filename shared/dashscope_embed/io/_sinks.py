@@ -75,7 +75,7 @@ class Sink(Protocol):
         self,
         ids: Sequence[str] | None,
         dense: Float32Array | None,
-        sparse: Sequence[SparseVector] | None,
+        sparse: Sequence[SparseVector | None] | None,
         errors: Sequence[str | None] | None = None,
     ) -> None: ...
 
@@ -104,7 +104,7 @@ class _NpySink:
         self,
         ids: Sequence[str] | None,
         dense: Float32Array | None,
-        sparse: Sequence[SparseVector] | None,
+        sparse: Sequence[SparseVector | None] | None,
         errors: Sequence[str | None] | None = None,
     ) -> None:
         if dense is None:
@@ -149,7 +149,7 @@ class JsonlSink:
         self,
         ids: Sequence[str] | None,
         dense: Float32Array | None,
-        sparse: Sequence[SparseVector] | None,
+        sparse: Sequence[SparseVector | None] | None,
         errors: Sequence[str | None] | None = None,
     ) -> None:
         n = _rows(ids, dense, sparse, errors)
@@ -165,8 +165,9 @@ class JsonlSink:
             else:
                 if vectors is not None:
                     row["embedding"] = vectors[i]
-                if sparse is not None:
-                    row["sparse"] = _sparse_json(sparse[i])
+                vec = sparse[i] if sparse is not None else None
+                if vec is not None:
+                    row["sparse"] = _sparse_json(vec)
             lines.append(dumps(row) + b"\n")
         self._fh.write(b"".join(lines))
 
@@ -207,7 +208,7 @@ class ParquetSink:
         self,
         ids: Sequence[str] | None,
         dense: Float32Array | None,
-        sparse: Sequence[SparseVector] | None,
+        sparse: Sequence[SparseVector | None] | None,
         errors: Sequence[str | None] | None = None,
     ) -> None:
         pa = self._pa
@@ -223,10 +224,14 @@ class ParquetSink:
                 pa.array(flat, pa.float32()), self._dim, mask=mask
             )
         if "sparse_indices" in self._schema.names:
-            merged = [v.merged() for v in sparse] if sparse is not None else []
-            columns["sparse_indices"] = pa.array([list(m.indices) for m in merged])
+            merged = [v.merged() if v is not None else None for v in (sparse or [None] * n)]
+            columns["sparse_indices"] = pa.array(
+                [list(m.indices) if m is not None else None for m in merged],
+                pa.list_(pa.int64()),
+            )
             columns["sparse_values"] = pa.array(
-                [list(m.values) for m in merged], pa.list_(pa.float32())
+                [list(m.values) if m is not None else None for m in merged],
+                pa.list_(pa.float32()),
             )
         columns["error"] = pa.array(errs, pa.string())
         self._writer.write_table(pa.table(columns, schema=self._schema))
