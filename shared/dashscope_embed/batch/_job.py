@@ -192,19 +192,19 @@ class BatchJob(Waiter):
             ConfigurationError: the client points at another host than the job's.
             JobBusyError: another process holds the job (nothing was sent or written).
         """
+        state = load_state(state_path)  # host first: a wrong client fails before any wait
+        if state.base_url != client.config.base_url:
+            raise ConfigurationError(
+                f"this job was created on {state.base_url}; the client points at "
+                f"{client.config.base_url} (batch and file ids exist only on the original host)"
+            )
         lock = None if readonly else JobLock(state_path, timeout=lock_timeout)
-        try:
-            state = load_state(state_path)
-            if state.base_url != client.config.base_url:
-                raise ConfigurationError(
-                    f"this job was created on {state.base_url}; the client points at "
-                    f"{client.config.base_url} (batch and file ids exist only on the original "
-                    "host)"
-                )
-        except BaseException:
-            if lock is not None:
+        if lock is not None:
+            try:
+                state = load_state(state_path)  # again: the last holder may have changed it
+            except BaseException:
                 lock.release()
-            raise
+                raise
         return cls(client, state_path, state, lock=lock, on_event=on_event, sleep=sleep)
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ No third-party dependency: the standard library covers both platforms.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -24,6 +25,11 @@ from pathlib import Path
 from typing import IO
 
 from dashscope_embed._errors import DashScopeError
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+else:
+    import fcntl
 
 __all__ = ["JobBusyError", "JobLock", "lock_path"]
 
@@ -45,16 +51,12 @@ def lock_path(state_path: str | os.PathLike[str]) -> Path:
 def _try_lock(fh: IO[bytes]) -> bool:
     """Take the lock without blocking; ``False`` if someone else has it."""
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        import msvcrt
-
         try:
             fh.seek(0)
             msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
         return True
-    import fcntl
-
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -64,13 +66,9 @@ def _try_lock(fh: IO[bytes]) -> bool:
 
 def _unlock(fh: IO[bytes]) -> None:
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        import msvcrt
-
         fh.seek(0)
         msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
         return
-    import fcntl
-
     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
@@ -94,6 +92,8 @@ class JobLock:
         self._fh: IO[bytes] | None = open(self.path, "a+b")  # noqa: SIM115 - closed in release()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
+            if not _try_lock(self._fh):
+                gc.collect()  # a job of this process dropped without close() lets go here
             while not _try_lock(self._fh):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise JobBusyError(

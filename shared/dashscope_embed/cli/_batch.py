@@ -212,9 +212,9 @@ def _finish(job: BatchJob, done: Collected, state: Path) -> int:
         )
         return EXIT_PENDING
     say(
-        f"batch job {report.job_id} finished: {report.succeeded} of {report.total_rows} rows "
-        f"embedded to {done.target}, {report.failed_count} failed ({report.total_tokens} tokens "
-        "at the Batch price)"
+        f"job {report.job_id} finished: {report.succeeded} rows written to {done.target}, "
+        f"{report.failed_count} failed, of {report.total_rows} ({report.total_tokens} tokens at "
+        "the Batch price)"
     )
     if done.errors is not None:
         spec = _spec(job)
