@@ -72,7 +72,8 @@ def test_no_temporary_input_file_survives_a_killed_and_resumed_run(
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     job_id = json.loads((env / "j.json").read_text())["job_id"]
     stale = sorted(p.name for p in env.glob(f".{job_id}-part*.jsonl"))
-    assert len(stale) == 1 and stale[0].startswith(f".{job_id}-part00002-"), stale
+    assert len(stale) == 1, stale
+    assert stale[0].startswith(f".{job_id}-part00002-"), stale
     client = DashScopeClient(KEY, base_url=server.url)
     with BatchJob.resume(client, env / "j.json") as job:
         assert not list(env.glob(".dse-*.jsonl"))  # removed as soon as the lock is held

@@ -88,8 +88,17 @@ def test_two_processes_resuming_one_job_bill_each_part_once(tmp_path: Path) -> N
         def resume(*extra: str) -> subprocess.Popen[str]:
             argv = ["embed", "in.txt", "-o", "out.npy", "--batch", "--resume", "--no-progress"]
             return subprocess.Popen(
-                [sys.executable, "-m", "dashscope_embed.cli", *argv, "--poll-interval", "0.05"]
-                + ["--base-url", server.url, *extra],
+                [
+                    sys.executable,
+                    "-m",
+                    "dashscope_embed.cli",
+                    *argv,
+                    "--poll-interval",
+                    "0.05",
+                    "--base-url",
+                    server.url,
+                    *extra,
+                ],
                 cwd=tmp_path,
                 env={**os.environ, "DASHSCOPE_API_KEY": KEY},
                 stdout=subprocess.PIPE,
@@ -100,7 +109,8 @@ def test_two_processes_resuming_one_job_bill_each_part_once(tmp_path: Path) -> N
         winner = resume()
         deadline = time.monotonic() + 30
         while not _held(state):
-            assert winner.poll() is None and time.monotonic() < deadline, winner.communicate()
+            assert winner.poll() is None, winner.communicate()
+            assert time.monotonic() < deadline
             time.sleep(0.02)
         refused = resume()
         waiter = resume("--lock-timeout", "60")

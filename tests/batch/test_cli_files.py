@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from dashscope_embed import cli
+from dashscope_embed.batch._export import export_batch
 from dashscope_embed.batch._files import BatchFailure
 from dashscope_embed.batch._report import BatchReport
-from dashscope_embed.batch._export import export_batch
 from dashscope_embed.emulator import EmulatorConfig, EmulatorServer, serve, text_vector
 from dashscope_embed.io._sinks import NpyWriter
 

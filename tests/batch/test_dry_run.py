@@ -52,7 +52,8 @@ def test_estimate_cost_checks_rows_like_a_real_run(tmp_path: Path) -> None:
     its index, like a real run, and a row over the token limit is reported as one that fails."""
     est = estimate_cost(TEXTS[:10], model="text-embedding-v4")
     assert (est.rows, est.realtime_requests, est.batch_lines, est.batch_files) == (10, 1, 1, 1)
-    assert est.realtime_cost is not None and est.batch_cost is not None
+    assert est.realtime_cost is not None
+    assert est.batch_cost is not None
     assert est.batch_cost == pytest.approx(est.realtime_cost / 2)
     assert est.realtime_cost == pytest.approx(est.tokens / 1e6 * 0.5)  # CNY 0.0005 / 1K
     with pytest.raises(InvalidInputError) as info:
@@ -64,7 +65,8 @@ def test_estimate_cost_checks_rows_like_a_real_run(tmp_path: Path) -> None:
     assert long.too_long == (1,)
     assert any("would fail" in line for line in long.describe())
     intl = estimate_cost(["fine"], region="ap-southeast-1")
-    assert intl.price is not None and intl.price.currency == "USD"
+    assert intl.price is not None
+    assert intl.price.currency == "USD"
     assert intl.batch_cost is None
     assert any("batch: not available" in line for line in intl.describe())
     unknown = estimate_cost(["fine"], model="my-custom-embedding")

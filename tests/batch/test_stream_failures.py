@@ -137,7 +137,8 @@ def test_failed_jsonl_or_parquet_stream_is_left_as_partial(
         rows = pq.read_table(partial).to_pylist()
     assert len(rows) == 30
     assert all(r.get("embedding") is not None for r in rows[:20])
-    assert rows[25].get("error") and rows[25].get("embedding") is None
+    assert rows[25].get("error")
+    assert rows[25].get("embedding") is None
 
 
 def test_successful_stream_leaves_no_partial(tmp_path: Path, emu: Emulator) -> None:

@@ -77,7 +77,8 @@ def test_cli_keeps_every_row_but_the_bad_one(
     assert cli.main([*argv, "--base-url", server.url]) == 3
     table = pq.read_table(env / "o.parquet").to_pylist()
     assert [r["id"] for r in table] == [d["id"] for d in docs]
-    assert table[12]["embedding"] is None and table[12]["error"].startswith("InvalidParameter")
+    assert table[12]["embedding"] is None
+    assert table[12]["error"].startswith("InvalidParameter")
     assert all(r["embedding"] is not None for i, r in enumerate(table) if i != 12)
     errors = [json.loads(x) for x in (env / "o.parquet.errors.jsonl").read_text().splitlines()]
     assert [(e["row"], e["line"]) for e in errors] == [(12, 13)]
