@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dashscope_embed import DashScopeClient
+from dashscope_embed import DashScopeClient, cli
 from dashscope_embed.batch import JobBusyError
 from dashscope_embed.batch._job import BatchJob, BatchPartStatus
 from dashscope_embed.batch._lock import lock_path
-from dashscope_embed.emulator import EmulatorConfig, serve
+from dashscope_embed.emulator import EmulatorConfig, EmulatorServer, serve
 from dashscope_embed.emulator._batches import batches_of
 
 from .conftest import BATCHES, FILES, KEY, count, make_client, make_emulator
@@ -131,3 +131,32 @@ def test_two_processes_resuming_one_job_bill_each_part_once(tmp_path: Path) -> N
     assert saved["planned"] is True
     assert all(p["downloaded"] for p in saved["parts"])
     assert not (tmp_path / "out.npy.partial").exists()
+
+
+def test_cli_on_a_job_another_process_runs(
+    env: Path, server: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While another process holds the job: `batch status` shows it read-only (exit 0, state
+    file untouched), `batch download` and `embed --resume` exit 5 having sent nothing."""
+    (env / "in.txt").write_text("a\nb\nc\n")
+    argv = ["embed", "in.txt", "-o", "o.npy", "--batch", "--no-wait", "--base-url", server.url]
+    assert cli.main(argv) == 0
+    state = env / "o.npy.batch.json"
+    holder = BatchJob.resume(DashScopeClient(KEY, base_url=server.url), state)
+    try:
+        saved = state.read_bytes()
+        requests = len(server.emulator.requests)
+        capsys.readouterr()
+        assert cli.main(["batch", "status", str(state)]) == 0
+        captured = capsys.readouterr()
+        assert "showing it read-only" in captured.err
+        assert "3 rows" in captured.out
+        assert state.read_bytes() == saved
+        status_requests = len(server.emulator.requests) - requests
+        assert cli.main(["batch", "download", str(state), "--wait"]) == 5
+        assert cli.main([*argv[:-3], "--resume", "--base-url", server.url]) == 5
+        assert "another process is running" in capsys.readouterr().err
+        assert len(server.emulator.requests) == requests + status_requests
+    finally:
+        holder.close()
+    assert cli.main(["batch", "download", str(state), "--wait", "--poll-interval", "0.01"]) == 0

@@ -15,6 +15,7 @@ the result or thrown the error; :func:`embed_chunk` is its sync driver.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dashscope_embed._errors import (
+    APIStatusError,
     ContentModerationError,
     DashScopeError,
     InputTooLongError,
@@ -31,6 +33,8 @@ from dashscope_embed._types import EmbeddingResult, SparseVector, Usage
 from dashscope_embed.batch._files import BatchFailure, add_failures
 
 __all__ = ["ROW_ERRORS", "Chunk", "embed_chunk", "plan"]
+
+_INPUT_REF = re.compile(r"\binput \d+\b")
 
 #: Errors one input can cause: narrowed down to it, the rest of the chunk carries on.
 ROW_ERRORS = (InputTooLongError, ContentModerationError)
@@ -63,7 +67,7 @@ class Chunk:
 
     def store(self, positions: Sequence[int], result: EmbeddingResult) -> None:
         """Keep ``result``'s rows at ``positions`` (one per row, in order)."""
-        if result.embeddings is not None and len(positions):
+        if result.dimension and len(positions):  # (n, 0) for sparse-only output
             if self.dense is None:
                 dim = result.embeddings.shape[1]
                 self.dense = np.full((self.size, dim), np.nan, dtype=np.float32)
@@ -75,8 +79,11 @@ class Chunk:
         self.done.update(positions)
 
     def fail(self, position: int, exc: DashScopeError) -> None:
+        """Mark ``position`` failed with ``exc``'s code and message (positions the message
+        names are of the call that failed, not of the input: they are left out)."""
         code = getattr(exc, "code", "") or getattr(exc, "rule", "") or type(exc).__name__
-        self.errors[position] = f"{code}: {exc}"
+        text = exc.message if isinstance(exc, APIStatusError) else str(exc)
+        self.errors[position] = f"{code}: {_INPUT_REF.sub('this input', text)}"
 
     def failures(self, start: int) -> list[BatchFailure]:
         """The failed rows as ranges, numbered from ``start``."""

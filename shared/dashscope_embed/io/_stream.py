@@ -173,7 +173,7 @@ def embed_to_file(
             dim = done.dense.shape[1]
         if sink is None:
             sink = open_sink(path, dim=dim, rows=n, sparse=sparse, with_ids=ids is not None)
-        dense = done.dense
+        dense = done.dense if dim is not None else None
         if dense is None and dim is not None:
             dense = np.full((done.size, dim), np.nan, dtype=np.float32)
         errors = done.errors if any(e is not None for e in done.errors) else None
