@@ -3,17 +3,20 @@ causes fails only that row, and every row that was billed is kept."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
-from dashscope_embed import cli
+from dashscope_embed import AsyncDashScopeClient, EmbeddingResult, cli
 from dashscope_embed.emulator import Emulator, EmulatorServer, text_vector
+from dashscope_embed.io._isolate import Chunk, aembed_chunk, embed_chunk
 from dashscope_embed.io._stream import embed_to_file
 
-from .conftest import make_client
+from .conftest import KEY, make_client
 
 V4 = "text-embedding-v4"
 TOO_LONG = "word " * 9000
@@ -83,3 +86,36 @@ def test_cli_keeps_every_row_but_the_bad_one(
     errors = [json.loads(x) for x in (env / "o.parquet.errors.jsonl").read_text().splitlines()]
     assert [(e["row"], e["line"]) for e in errors] == [(12, 13)]
     assert "wrote 24 64-d dense vectors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_the_plan_is_the_same_for_sync_and_async_clients(kind: str, emu: Emulator) -> None:
+    """One plan, two drivers: a 30-row chunk with one too-long row gives 29 vectors and one
+    failure through DashScopeClient and AsyncDashScopeClient alike."""
+    texts = [f"text {i}" for i in range(30)]
+    texts[17] = TOO_LONG
+    chunk = Chunk(len(texts))
+    if kind == "sync":
+        client = make_client(emu)
+        embed_chunk(lambda pos: client.embed_texts([texts[p] for p in pos], dimension=64), chunk)
+    else:
+
+        async def go() -> None:
+            http = httpx.AsyncClient(transport=emu.transport())
+            aclient = AsyncDashScopeClient(KEY, base_url="http://emulator.test", http_client=http)
+
+            async def embed(pos: list[int]) -> EmbeddingResult:
+                return await aclient.embed_texts([texts[p] for p in pos], dimension=64)
+
+            try:
+                await aembed_chunk(embed, chunk)
+            finally:
+                await http.aclose()
+
+        asyncio.run(go())
+    assert [f.start for f in chunk.failures(0)] == [17]
+    assert chunk.dense is not None
+    assert np.isnan(chunk.dense[17]).all()
+    assert not np.isnan(np.delete(chunk.dense, 17, axis=0)).any()
+    np.testing.assert_allclose(chunk.dense[29], text_vector(V4, texts[29], dimension=64), atol=1e-6)
+    assert emu.stats.rows == 29

@@ -10,13 +10,14 @@ Any other error (auth, quota after retries, network) stops the stream, still wit
 row kept. Transient errors were already retried by the core.
 
 The decisions are a generator (:func:`plan`) that yields "embed these positions" and is sent
-the result or thrown the error; :func:`embed_chunk` is its sync driver.
+the result or thrown the error; :func:`embed_chunk` and :func:`aembed_chunk` are its sync and
+async drivers, which only perform the calls.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +33,7 @@ from dashscope_embed._errors import (
 from dashscope_embed._types import EmbeddingResult, SparseVector, Usage
 from dashscope_embed.batch._files import BatchFailure, add_failures
 
-__all__ = ["ROW_ERRORS", "Chunk", "embed_chunk", "plan"]
+__all__ = ["ROW_ERRORS", "Chunk", "aembed_chunk", "embed_chunk", "plan"]
 
 _INPUT_REF = re.compile(r"\binput \d+\b")
 
@@ -151,6 +152,24 @@ def embed_chunk(embed: Callable[[list[int]], EmbeddingResult], chunk: Chunk) -> 
         while True:
             try:
                 result = embed(positions)
+            except DashScopeError as exc:
+                positions = steps.throw(exc)
+            else:
+                positions = steps.send(result)
+    except StopIteration:
+        return chunk
+
+
+async def aembed_chunk(
+    embed: Callable[[list[int]], Awaitable[EmbeddingResult]], chunk: Chunk
+) -> Chunk:
+    """Async twin of :func:`embed_chunk` (the same :func:`plan`)."""
+    steps = plan(chunk)
+    try:
+        positions = next(steps)
+        while True:
+            try:
+                result = await embed(positions)
             except DashScopeError as exc:
                 positions = steps.throw(exc)
             else:
