@@ -72,3 +72,4 @@ def test_estimate_cost_checks_rows_like_a_real_run(tmp_path: Path) -> None:
     unknown = estimate_cost(["fine"], model="my-custom-embedding")
     assert unknown.price is None
     assert any("no list price" in line for line in unknown.describe())
+    assert any("not in the model catalog" in line for line in unknown.describe())

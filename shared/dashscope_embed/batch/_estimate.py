@@ -51,6 +51,8 @@ class CostEstimate:
         batch_files: Input files of a Batch job (≤ 50,000 lines and ≤ 500 MB each).
         too_long: Rows whose estimate passes the model's token limit (a real run fails them).
         price: The list price, or ``None`` if the reference has none for the model and region.
+        known_model: The model is in the catalog (else the service may refuse it: it is not
+            asked during a dry run).
     """
 
     model: str
@@ -62,6 +64,7 @@ class CostEstimate:
     batch_files: int
     too_long: tuple[int, ...]
     price: Price | None
+    known_model: bool = True
 
     @property
     def realtime_cost(self) -> float | None:
@@ -81,6 +84,11 @@ class CostEstimate:
             f"  batch:     {self.batch_lines} request lines in {self.batch_files} input file(s)",
             f"  estimated tokens: {self.tokens} (an estimate: the service counts the real ones)",
         ]
+        if not self.known_model:
+            out.append(
+                f"  {self.model} is not in the model catalog: limits are guesses, and the "
+                "service may refuse the name (a dry run does not ask it)"
+            )
         if self.too_long:
             shown = ", ".join(map(str, self.too_long[:10]))
             more = " …" if len(self.too_long) > 10 else ""
@@ -181,4 +189,5 @@ def estimate_cost(
         batch_files=files,
         too_long=tuple(too_long),
         price=price_for(model, region),
+        known_model=spec.known,
     )

@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dashscope-embed batch",
         description="Inspect, cancel, list, collect and retry Batch API jobs started with "
         "`dashscope-embed embed --batch`. The state file is all a job needs (host, output, ids "
-        "and input are recorded in it).",
+        "and input are recorded in it). Collecting a job deletes its files from the account "
+        "once the rows are on disk, unless it was started with --keep-remote-files. Exit "
+        "codes: 0 done, 3 some rows failed, 4 still running, 5 another process runs the job.",
     )
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = sub.add_parser("status", help="refresh and show a job's batches")
@@ -77,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     for sp in (status, cancel, download, retry):
         sp.add_argument("state", type=Path, help="the job's state file (OUTPUT.batch.json)")
         add_lock_arg(sp)
-    for sp in (status, cancel, listing, download, retry):
-        add_client_args(sp)
+    for sp in (status, cancel, download, retry):
+        add_client_args(sp, recorded=True)
+    add_client_args(listing)
     return p
 
 

@@ -45,13 +45,15 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def add_client_args(parser: argparse.ArgumentParser) -> None:
-    """``--base-url`` and ``--region`` (the key comes from ``DASHSCOPE_API_KEY`` only)."""
+def add_client_args(parser: argparse.ArgumentParser, *, recorded: bool = False) -> None:
+    """``--base-url`` and ``--region`` (the key comes from ``DASHSCOPE_API_KEY`` only);
+    ``recorded``: the command acts on a job whose state file records its host."""
     group = parser.add_argument_group("service (the API key is read from DASHSCOPE_API_KEY)")
+    where = "default: the host recorded in the state file" if recorded else "env DASHSCOPE_BASE_URL"
     group.add_argument(
         "--base-url",
         default=None,
-        help="host to call, e.g. http://127.0.0.1:8123 for the emulator (env DASHSCOPE_BASE_URL)",
+        help=f"host to call, e.g. http://127.0.0.1:8123 for the emulator ({where})",
     )
     group.add_argument(
         "--region",
