@@ -119,3 +119,17 @@ def test_the_plan_is_the_same_for_sync_and_async_clients(kind: str, emu: Emulato
     assert not np.isnan(np.delete(chunk.dense, 17, axis=0)).any()
     np.testing.assert_allclose(chunk.dense[29], text_vector(V4, texts[29], dimension=64), atol=1e-6)
     assert emu.stats.rows == 29
+
+
+def test_an_empty_text_fails_only_its_row(tmp_path: Path, emu: Emulator) -> None:
+    """embed_to_file with an empty text (the core refuses it before any request): that row is
+    failed with rule empty_text, the other rows of its chunk are sent and embedded."""
+    texts = [f"text {i}" for i in range(12)]
+    texts[4] = "   "
+    summary = embed_to_file(make_client(emu), texts, tmp_path / "o.npy", dimension=64)
+    assert [(f.start, f.code) for f in summary.failures] == [(4, "empty_text")]
+    vectors = np.load(tmp_path / "o.npy")
+    assert np.isnan(vectors[4]).all()
+    np.testing.assert_allclose(vectors[5], text_vector(V4, "text 5", dimension=64), atol=1e-6)
+    sent = [t for r in emu.requests if r.path == NATIVE for t in r.json["input"]["texts"]]
+    assert sorted(sent) == sorted(t for i, t in enumerate(texts) if i != 4)
