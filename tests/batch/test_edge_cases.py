@@ -167,3 +167,25 @@ def test_ray_embed_files_expands_a_local_glob(tmp_path: Path) -> None:
     assert _expand(["s3://bucket/*.jsonl"]) == ["s3://bucket/*.jsonl"]
     with pytest.raises(FileNotFoundError, match=r"no file matches .*\*\.parquet"):
         _expand([str(tmp_path / "*.parquet")])
+
+
+def test_our_own_file_errors_are_not_bad_input(
+    env: Path,
+    server: EmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An OSError writing our own output (a full disk here) exits 1 and says it is a local file
+    error; it used to exit 2, "fix your input"."""
+    import errno
+
+    from dashscope_embed.io import _npy
+
+    def full(self: object, start: int, block: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_npy.NpyWriter, "write", full)
+    (env / "in.txt").write_text("a\nb\n")
+    argv = ["embed", "in.txt", "-o", "o.npy", "--no-progress", "--base-url", server.url]
+    assert cli.main(argv) == 1
+    assert "a local file error, not a problem with the input" in capsys.readouterr().err

@@ -70,7 +70,11 @@ def _raw(spec: InputSpec) -> Iterator[tuple[int, str | None, object]]:
     if not spec.path.is_file():
         raise CliError(f"input file not found: {spec.path}")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(spec.path, "rb") as fh:
+    try:
+        fh = open(spec.path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:  # the input itself (unreadable): something for the user to fix
+        raise CliError(f"cannot read the input {spec.path}: {exc.strerror or exc}") from None
+    with fh:
         lines = _decoded(spec, fh)
         if kind == "txt":
             # a line ends at "\n" only (a lone "\r" is part of the text)
