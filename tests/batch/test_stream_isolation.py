@@ -11,7 +11,13 @@ import httpx
 import numpy as np
 import pytest
 
-from dashscope_embed import AsyncDashScopeClient, EmbeddingResult, cli
+from dashscope_embed import (
+    AsyncDashScopeClient,
+    AuthenticationError,
+    EmbeddingResult,
+    InputTooLongError,
+    cli,
+)
 from dashscope_embed.emulator import Emulator, EmulatorServer, text_vector
 from dashscope_embed.io._isolate import Chunk, aembed_chunk, embed_chunk
 from dashscope_embed.io._stream import embed_to_file
@@ -133,3 +139,24 @@ def test_an_empty_text_fails_only_its_row(tmp_path: Path, emu: Emulator) -> None
     np.testing.assert_allclose(vectors[5], text_vector(V4, "text 5", dimension=64), atol=1e-6)
     sent = [t for r in emu.requests if r.path == NATIVE for t in r.json["input"]["texts"]]
     assert sorted(sent) == sorted(t for i, t in enumerate(texts) if i != 4)
+
+
+def test_an_error_of_a_follow_up_call_names_positions_of_the_chunk() -> None:
+    """The plan without a server: call 1 (rows 0-9) names row 3 as too long → row 3 fails and
+    the other nine are sent again; call 2 fails with a 401 naming its 4th input, which the
+    raised error reports as chunk row 4 (not 3), so the stream can place it in the input."""
+    calls: list[list[int]] = []
+
+    def embed(positions: list[int]) -> EmbeddingResult:
+        calls.append(positions)
+        if len(calls) == 1:
+            raise InputTooLongError("input 3 is too long", status=400, input_indices=(3,))
+        raise AuthenticationError("input 3 was in the request", status=401, input_indices=(3,))
+
+    chunk = Chunk(10)
+    with pytest.raises(AuthenticationError) as info:
+        embed_chunk(embed, chunk)
+    assert calls == [list(range(10)), [0, 1, 2, 4, 5, 6, 7, 8, 9]]
+    assert chunk.errors[3] == "InputTooLongError: this input is too long"  # (no server code)
+    assert info.value.input_indices == (4,)
+    assert "input 4 was in the request" in str(info.value)

@@ -16,6 +16,7 @@ async drivers, which only perform the calls.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dashscope_embed._errors import (
+    APIConnectionError,
     APIStatusError,
     ContentModerationError,
     DashScopeError,
@@ -36,6 +38,7 @@ from dashscope_embed.batch._files import BatchFailure, add_failures
 __all__ = ["ROW_ERRORS", "Chunk", "aembed_chunk", "embed_chunk", "plan"]
 
 _INPUT_REF = re.compile(r"\binput \d+\b")
+_NUMBERED = re.compile(r"\binput (\d+)\b")
 
 #: Errors one input can cause: narrowed down to it, the rest of the chunk carries on.
 ROW_ERRORS = (InputTooLongError, ContentModerationError)
@@ -114,6 +117,7 @@ def plan(chunk: Chunk) -> Generator[list[int], EmbeddingResult, None]:
                 chunk.store([positions[r] for r in exc.partial.rows], exc.partial.result)
             named = _named(exc, positions)
             if named is None:
+                _to_chunk(exc, positions)  # the same exception, naming positions of the chunk
                 raise
             if len(named) == 1 or len(positions) == 1:
                 for pos in named or positions:
@@ -128,6 +132,32 @@ def plan(chunk: Chunk) -> Generator[list[int], EmbeddingResult, None]:
         chunk.store(positions, result)
         if positions is pending:
             pending = []
+
+
+def _to_chunk(exc: DashScopeError, positions: list[int]) -> DashScopeError:
+    """Renumber what ``exc`` names from the failed call's inputs to ``positions`` in the chunk,
+    in place (a follow-up call carries a subset of the chunk)."""
+    if positions == list(range(len(positions))):
+        return exc
+    to = dict(enumerate(positions))
+
+    def sub(match: re.Match[str]) -> str:
+        n = int(match.group(1))
+        return f"input {to[n]}" if n in to else match.group(0)
+
+    if isinstance(exc, InvalidInputError) and exc.index is not None:
+        exc.index = to.get(exc.index, exc.index)
+        exc.args = (_NUMBERED.sub(sub, str(exc)), *exc.args[1:])
+    elif isinstance(exc, APIStatusError):
+        exc.input_indices = tuple(to.get(i, i) for i in exc.input_indices)
+        exc.message = _NUMBERED.sub(sub, exc.message)
+        exc.args = (exc._describe(),)
+    elif isinstance(exc, APIConnectionError):
+        exc.input_indices = tuple(to.get(i, i) for i in exc.input_indices)
+    if exc.partial is not None:
+        rows = tuple(to.get(r, r) for r in exc.partial.rows)
+        exc.partial = dataclasses.replace(exc.partial, rows=rows)
+    return exc
 
 
 def _named(exc: DashScopeError, positions: list[int]) -> list[int] | None:
