@@ -63,7 +63,9 @@ def test_a_second_job_on_the_same_state_is_refused_and_sends_nothing(tmp_path: P
         assert again.wait(poll_interval=0).succeeded == 2
 
 
-def test_two_processes_resuming_one_job_bill_each_part_once(tmp_path: Path) -> None:
+def test_two_processes_resuming_one_job_bill_each_part_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Issue 14's case: a submit killed after 4 of 20 parts, then `embed … --batch --resume`
     started three times at once. The one that gets the lock finishes the job; one exits 5 at
     once having sent nothing; one waits (--lock-timeout) and then finds the job finished. The
@@ -71,8 +73,8 @@ def test_two_processes_resuming_one_job_bill_each_part_once(tmp_path: Path) -> N
     texts = [f"row {i} of the concurrent job" for i in range(200)]
     (tmp_path / "in.txt").write_text("".join(t + "\n" for t in texts))
     state, out = tmp_path / "out.npy.batch.json", tmp_path / "out.npy"
-    # one line per batch at 2 lines/s: the first resumer is still polling when the others start
-    with serve(config=EmulatorConfig(batch_speed=2.0)) as server:
+    # one line per batch, 2 s a line: the first resumer is still polling when the others start
+    with serve(config=EmulatorConfig(batch_speed=0.5)) as server:
         client = DashScopeClient(KEY, base_url=server.url)
 
         def kill(event: str, part: BatchPartStatus) -> None:
@@ -127,6 +129,12 @@ def test_two_processes_resuming_one_job_bill_each_part_once(tmp_path: Path) -> N
         custom_ids = [line["custom_id"] for b in batches for line in b.lines]
         assert len(custom_ids) == len(set(custom_ids)) == 20
         assert emu.stats.rows == 200  # every row billed once
+        monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+        capsys.readouterr()
+        assert cli.main(["batch", "list", "--limit", "100", "--base-url", server.url]) == 0
+        listed = capsys.readouterr().out.splitlines()  # the account's batch list, as users see it
+        assert len(listed) == 20
+        assert all(" completed " in line for line in listed)
     saved = json.loads(state.read_text())
     assert saved["planned"] is True
     assert all(p["downloaded"] for p in saved["parts"])
