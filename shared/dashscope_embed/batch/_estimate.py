@@ -102,20 +102,27 @@ class CostEstimate:
             return out
         cur = self.price.currency
         out.append(
-            f"  estimated price, real time: {cur} {self.realtime_cost:.4f} "
+            f"  estimated price, real time: {cur} {_money(self.realtime_cost)} "
             f"({cur} {self.price.realtime:g} per 1M tokens, {region})"
         )
         if self.batch_cost is None:
             out.append(f"  estimated price, batch: not available (no Batch embeddings in {region})")
         else:
             out.append(
-                f"  estimated price, batch (half price): {cur} {self.batch_cost:.4f} "
+                f"  estimated price, batch (half price): {cur} {_money(self.batch_cost)} "
                 f"({cur} {self.price.batch:g} per 1M tokens)"
             )
         out.append(
             f"  list price as of {PRICES_AS_OF}, verify: {self.price.source or PRICE_SOURCE}"
         )
         return out
+
+
+def _money(amount: float | None) -> str:
+    """Two decimals, or six significant ones for amounts under a cent."""
+    if amount is None:
+        return "?"
+    return f"{amount:.2f}" if amount >= 0.01 else f"{amount:.6f}"
 
 
 def estimate_cost(
