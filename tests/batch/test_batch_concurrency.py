@@ -18,10 +18,10 @@ from dashscope_embed import DashScopeClient, cli
 from dashscope_embed.batch import JobBusyError
 from dashscope_embed.batch._job import BatchJob, BatchPartStatus
 from dashscope_embed.batch._lock import lock_path
-from dashscope_embed.emulator import EmulatorConfig, EmulatorServer, serve
+from dashscope_embed.emulator import Emulator, EmulatorConfig, EmulatorServer, serve
 from dashscope_embed.emulator._batches import batches_of
 
-from .conftest import BATCHES, FILES, KEY, count, make_client, make_emulator
+from .conftest import BATCHES, FILES, KEY, FakeClock, count, make_client, make_emulator
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +73,11 @@ def test_two_processes_resuming_one_job_bill_each_part_once(
     texts = [f"row {i} of the concurrent job" for i in range(200)]
     (tmp_path / "in.txt").write_text("".join(t + "\n" for t in texts))
     state, out = tmp_path / "out.npy.batch.json", tmp_path / "out.npy"
-    # one line per batch, 2 s a line: the first resumer is still polling when the others start
-    with serve(config=EmulatorConfig(batch_speed=0.5)) as server:
+    # batches move only when the test advances the emulator's clock: the first resumer keeps
+    # polling (holding the job) until the other two have been started
+    clock = FakeClock()
+    emulator = Emulator(EmulatorConfig(batch_speed=1.0), clock=clock)
+    with serve(emulator) as server:
         client = DashScopeClient(KEY, base_url=server.url)
 
         def kill(event: str, part: BatchPartStatus) -> None:
@@ -115,7 +118,10 @@ def test_two_processes_resuming_one_job_bill_each_part_once(
             assert time.monotonic() < deadline
             time.sleep(0.02)
         refused = resume()
+        assert refused.wait(timeout=120) == 5  # at once, while the winner still holds the job
         waiter = resume("--lock-timeout", "60")
+        time.sleep(1.0)  # (the waiter is up and waiting for the lock)
+        clock.advance(10)  # now every batch can finish
         codes = [p.wait(timeout=120) for p in (winner, refused, waiter)]
         errs = [p.communicate()[1] for p in (winner, refused, waiter)]
         assert codes == [0, 5, 0], errs
