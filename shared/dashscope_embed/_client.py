@@ -20,15 +20,16 @@ from typing import Any, cast
 
 import httpx
 
+from dashscope_embed._engine._job import Batch, Job
+from dashscope_embed.multimodal._job import multimodal_job
+
 from ._base_client import BaseClient, pool_limits
 from ._engine._attempt import Admit, Attempts, NoReply, Reply, Send, attempts
-from ._engine._job import Batch, Job
 from ._engine._throttle import ExternalLimiter, Throttle
 from ._errors import DashScopeError
 from ._models import DEFAULT_TEXT_MODEL
 from ._types import EmbeddingResult, OutputType, TextType
 from .multimodal._inputs import MultimodalInput
-from .multimodal._job import multimodal_job
 from .multimodal._options import DEFAULT_MULTIMODAL_MODEL
 from .text._job import text_job
 

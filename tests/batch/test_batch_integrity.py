@@ -108,6 +108,7 @@ def test_job_killed_mid_download_resumes_into_the_same_partial(tmp_path: Path) -
     )
     with pytest.raises(RuntimeError, match="killed"):
         job.run(texts, poll_interval=0)
+    job.close()  # the killed process's lock goes with it
     assert not out.exists()
     partial = np.load(tmp_path / "o.npy.partial")
     assert not np.isnan(partial[:20]).any()
@@ -156,7 +157,8 @@ def test_retry_failed_checks_the_texts_are_the_jobs_input(
     texts = corpus(30)
     texts[13] = TOO_LONG
     job = BatchJob.create(make_client(emu), tmp_path / "j.json", tmp_path / "o.npy", dimension=64)
-    assert job.run(texts, poll_interval=0).failed_rows == list(range(10, 20))
+    job.submit(texts)  # (run() would also narrow the failure down to row 13: not wanted here)
+    assert job.wait(poll_interval=0).failed_rows == list(range(10, 20))
     uploads = count(emu, "POST", FILES)
     with pytest.raises(InvalidInputError, match=message) as info:
         job.retry_failed(change(texts))  # type: ignore[operator]

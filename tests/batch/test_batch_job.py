@@ -46,7 +46,12 @@ def test_twenty_thousand_texts_over_several_files(tmp_path: Path) -> None:
     client = make_client(emu)
     texts = corpus(20_000)
     job = BatchJob.create(
-        client, tmp_path / "job.json", tmp_path / "out.npy", dimension=64, max_lines_per_file=500
+        client,
+        tmp_path / "job.json",
+        tmp_path / "out.npy",
+        dimension=64,
+        max_lines_per_file=500,
+        keep_remote_files=True,  # the test reads the uploaded files back
     )
     report = job.run(texts, poll_interval=0)
     assert report.finished
@@ -99,6 +104,7 @@ def test_killed_and_resumed_job_submits_nothing_twice(tmp_path: Path, crash_at: 
     )
     with pytest.raises(Crash):
         first.run(texts, poll_interval=0)
+    first.close()  # the killed process's lock goes with it
     saved = load_state(state)
     assert saved.parts[1].file_id is not None
     second = BatchJob.resume(make_client(emu), state)
@@ -138,6 +144,7 @@ def test_resume_adopts_a_batch_whose_create_answer_was_lost(tmp_path: Path) -> N
     job = BatchJob.create(make_client(emu), state, tmp_path / "o.npy", dimension=64, on_event=kill)
     with pytest.raises(Crash):
         job.submit(texts)
+    job.close()  # the killed process's lock goes with it
     file_id = load_state(state).parts[0].file_id
     client = make_client(emu)
     client._http.post(  # the create whose answer never reached the state file
@@ -158,8 +165,15 @@ def test_failed_lines_are_reported_by_row_and_retried(tmp_path: Path) -> None:
     emu = make_emulator()
     texts = corpus(50)
     texts[23] = TOO_LONG
-    job = BatchJob.create(make_client(emu), tmp_path / "job.json", tmp_path / "o.npy", dimension=64)
-    report = job.run(texts, poll_interval=0)
+    job = BatchJob.create(
+        make_client(emu),
+        tmp_path / "job.json",
+        tmp_path / "o.npy",
+        dimension=64,
+        keep_remote_files=True,  # the test reads the uploaded files back
+    )
+    job.submit(texts)  # (run() would narrow the failure down by itself: see test_batch_cleanup)
+    report = job.wait(poll_interval=0)
     assert report.finished
     assert report.failed_rows == list(range(20, 30))
     (failure,) = report.failures
@@ -315,7 +329,9 @@ def test_deleted_output_is_downloaded_again(tmp_path: Path, emu: Emulator) -> No
     free), without uploading or creating anything."""
     texts = corpus(25)
     out, state = tmp_path / "o.npy", tmp_path / "j.json"
-    embed_batch(make_client(emu), texts, out, state_path=state, dimension=64)
+    embed_batch(
+        make_client(emu), texts, out, state_path=state, dimension=64, keep_remote_files=True
+    )
     out.unlink()
     report = embed_batch(make_client(emu), texts, out, state_path=state, dimension=64)
     assert report.finished

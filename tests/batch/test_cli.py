@@ -296,8 +296,9 @@ def test_batch_csv_to_jsonl_then_resume_status_list(
 def test_batch_failed_rows_exit_3_with_an_errors_file(
     env: Path, server: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Rows whose line the server rejected are listed by row in OUTPUT.errors.jsonl, carry an
-    error in the output, and the command exits 3."""
+    """A row the server rejects is listed by row (and file line) in OUTPUT.errors.jsonl and
+    carries an error in the output; the other rows of its ten-row line are sent again one per
+    line and get their vectors (issue 14: "0 of 3 rows embedded" before); exit 3."""
     texts = [f"text {i}" for i in range(12)]
     texts[3] = "word " * 9000
     write(env / "d.txt", "\n".join(texts) + "\n")
@@ -314,15 +315,18 @@ def test_batch_failed_rows_exit_3_with_an_errors_file(
     ]
     assert run(server, *argv) == 3
     errors = [json.loads(x) for x in (env / "d.jsonl.errors.jsonl").read_text().splitlines()]
-    assert [e["row"] for e in errors] == list(range(10))
+    assert [(e["row"], e["line"]) for e in errors] == [(3, 4)]
     assert {e["code"] for e in errors} == {"InvalidParameter"}
     out = [json.loads(x) for x in (env / "d.jsonl").read_text().splitlines()]
-    assert "error" in out[0]
-    assert "embedding" not in out[0]
-    np.testing.assert_allclose(
-        out[11]["embedding"], text_vector(V4, "text 11", dimension=64), atol=1e-6
-    )
-    assert "10 row(s) failed" in capsys.readouterr().err
+    assert "error" in out[3]
+    assert "embedding" not in out[3]
+    for row in (0, 4, 9, 11):
+        np.testing.assert_allclose(
+            out[row]["embedding"], text_vector(V4, f"text {row}", dimension=64), atol=1e-6
+        )
+    err = capsys.readouterr().err
+    assert "1 row(s) failed" in err
+    assert "batch retry-failed d.jsonl.batch.json" in err
 
 
 def test_batch_no_wait_cancel_and_collect(

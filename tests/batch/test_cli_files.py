@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from dashscope_embed import cli
+from dashscope_embed.batch._export import export_batch
 from dashscope_embed.batch._files import BatchFailure
 from dashscope_embed.batch._report import BatchReport
-from dashscope_embed.cli._common import export_batch
 from dashscope_embed.emulator import EmulatorConfig, EmulatorServer, serve, text_vector
 from dashscope_embed.io._sinks import NpyWriter
 
@@ -86,16 +86,27 @@ def test_skip_empty_without_ids_writes_line_numbers(
     assert [json.loads(x) for x in (env / "o.ids.jsonl").read_text().splitlines()] == ids
 
 
-def test_too_long_text_exits_2_naming_its_line_and_keeps_a_partial(
+def test_too_long_text_fails_only_its_row_or_exits_2_with_fail_fast(
     env: Path, server: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Real time: a text over the token limit on line 26 is bad input (exit 2), named by its row
-    in the whole file and its line; out.npy is not created, out.npy.partial has NaN rows."""
+    """Real time: a text over the token limit on line 26 fails only its row (NaN, listed with
+    its line in out.npy.errors.jsonl, exit 3) and every other row gets its vector; with
+    --fail-fast it is bad input (exit 2), named by its row and line, and out.npy.partial keeps
+    every row billed, those of the failed chunk included (issue 14: they were NaN)."""
     lines = [f"text {i}" for i in range(30)]
     lines[25] = "word " * 9000
     (env / "in.txt").write_text("\n".join(lines) + "\n")
     argv = ["embed", "in.txt", "-o", "out.npy", "--chunk-size", "10", "--dimension", "64"]
-    assert run(server, *argv) == 2
+    assert run(server, *argv) == 3
+    out = np.load(env / "out.npy")
+    assert np.isnan(out[25]).all()
+    for row in (0, 20, 24, 26, 29):
+        np.testing.assert_allclose(out[row], text_vector(V4, lines[row], dimension=64), atol=1e-6)
+    errors = [json.loads(x) for x in (env / "out.npy.errors.jsonl").read_text().splitlines()]
+    assert [(e["row"], e["line"], e["code"]) for e in errors] == [(25, 26, "InvalidParameter")]
+    assert "1 row(s) were rejected" in capsys.readouterr().err
+    (env / "out.npy").unlink()
+    assert run(server, *argv, "--fail-fast") == 2
     err = capsys.readouterr().err
     assert "input 25 is longer than text-embedding-v4 accepts" in err
     assert "input 25 is in.txt:26" in err
@@ -103,7 +114,13 @@ def test_too_long_text_exits_2_naming_its_line_and_keeps_a_partial(
     assert not (env / "out.npy").exists()
     partial = np.load(env / "out.npy.partial")
     np.testing.assert_allclose(partial[19], text_vector(V4, "text 19", dimension=64), atol=1e-6)
-    assert np.isnan(partial[20:]).all()
+    assert np.isnan(partial[25]).all()
+    billed = [r for r in range(20, 30) if not np.isnan(partial[r]).any()]
+    assert billed  # the chunk's rows that were embedded before the stop are kept
+    for row in billed:
+        np.testing.assert_allclose(
+            partial[row], text_vector(V4, lines[row], dimension=64), atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("window", ["2h", "400h", "1w"])

@@ -74,12 +74,15 @@ def test_invalid_text_is_named_by_its_row_in_the_whole_input(kind: str, emu: Emu
 def test_failed_npy_stream_leaves_a_nan_partial_and_the_old_output(
     tmp_path: Path, emu: Emulator
 ) -> None:
-    """A stream that fails at row 25 writes no output: a file already there is untouched, and
-    out.npy.partial holds rows 0-19 with their vectors and NaN from row 20 on (never 0.0)."""
+    """A stream stopped at row 25 (``on_error="raise"``) writes no output: a file already there
+    is untouched, and out.npy.partial holds rows 0-19 and every row of the failed chunk that was
+    billed, with their vectors, and NaN for the rest (never 0.0). Issue 14: the billed rows of
+    the failed chunk used to be dropped (NaN from row 20 on)."""
     out = tmp_path / "out.npy"
     np.save(out, np.ones((2, 2), dtype=np.float32))
     texts = texts_with(25, TOO_LONG)
-    with pytest.raises(InputTooLongError):
+    before = emu.stats.rows
+    with pytest.raises(InputTooLongError) as info:
         embed_to_file(
             make_client(emu),
             iter(texts),
@@ -88,34 +91,54 @@ def test_failed_npy_stream_leaves_a_nan_partial_and_the_old_output(
             n=30,
             chunk_size=10,
             dimension=64,
+            on_error="raise",
         )
     np.testing.assert_array_equal(np.load(out), np.ones((2, 2)))
     partial = np.load(tmp_path / "out.npy.partial")
     assert partial.shape == (30, 64)
     np.testing.assert_allclose(partial[19], text_vector(V4, texts[19], dimension=64), atol=1e-6)
     assert not np.isnan(partial[:20]).any()
-    assert np.isnan(partial[20:]).all()
+    kept = [r for r in range(20, 30) if not np.isnan(partial[r]).any()]
+    assert info.value.partial is not None
+    assert kept == sorted(info.value.partial.rows)
+    assert len(kept) + 20 == emu.stats.rows - before  # every billed row is in the .partial
+    for row in kept:
+        np.testing.assert_allclose(
+            partial[row], text_vector(V4, texts[row], dimension=64), atol=1e-6
+        )
+    assert np.isnan(partial[25]).all()
     assert not (tmp_path / "out.ids.jsonl").exists()
     ids = (tmp_path / "out.ids.jsonl.partial").read_text().splitlines()
-    assert [json.loads(i) for i in ids] == [f"id{i}" for i in range(20)]
+    assert [json.loads(i) for i in ids] == [f"id{i}" for i in range(30)]
 
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_failed_jsonl_or_parquet_stream_is_left_as_partial(
     tmp_path: Path, emu: Emulator, suffix: str
 ) -> None:
-    """A failed stream to .jsonl/.parquet leaves OUTPUT.partial with the 20 rows written and no
-    truncated file at OUTPUT."""
+    """A stopped stream to .jsonl/.parquet leaves OUTPUT.partial with the rows written (the
+    failed chunk's rows too, those without a vector carrying an error) and nothing at OUTPUT."""
     out = tmp_path / f"out{suffix}"
     with pytest.raises(InputTooLongError):
-        embed_to_file(make_client(emu), texts_with(25, TOO_LONG), out, chunk_size=10, dimension=64)
+        embed_to_file(
+            make_client(emu),
+            texts_with(25, TOO_LONG),
+            out,
+            chunk_size=10,
+            dimension=64,
+            on_error="raise",
+        )
     assert not out.exists()
     partial = tmp_path / f"out{suffix}.partial"
     if suffix == ".jsonl":
-        assert len(partial.read_text().splitlines()) == 20
+        rows = [json.loads(x) for x in partial.read_text().splitlines()]
     else:
         pq = pytest.importorskip("pyarrow.parquet")
-        assert pq.read_table(partial).num_rows == 20
+        rows = pq.read_table(partial).to_pylist()
+    assert len(rows) == 30
+    assert all(r.get("embedding") is not None for r in rows[:20])
+    assert rows[25].get("error")
+    assert rows[25].get("embedding") is None
 
 
 def test_successful_stream_leaves_no_partial(tmp_path: Path, emu: Emulator) -> None:

@@ -105,9 +105,9 @@ def test_every_row_gets_its_vector_in_order(kind: str, server: EmulatorServer) -
 
 
 def test_arrow_vector_column_type(server: EmulatorServer) -> None:
-    """The pyarrow vector column is list<float32> and the error column a string column."""
+    """The pyarrow vector column is fixed_size_list<float32>[dim] and the error column a string."""
     out = _embedder(server, dimension=64)(pa.table({"text": _texts(3)}))
-    assert out.schema.field("embedding").type == pa.list_(pa.float32())
+    assert out.schema.field("embedding").type == pa.list_(pa.float32(), 64)
     assert out.schema.field("embedding_error").type == pa.string()
 
 

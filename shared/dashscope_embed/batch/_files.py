@@ -25,10 +25,12 @@ from dashscope_embed._errors import InvalidInputError
 from dashscope_embed._wire import dumps, loads
 
 __all__ = [
+    "BATCH_CODES",
     "ENDPOINT",
     "MAX_FILE_BYTES",
     "MAX_LINES_PER_FILE",
     "MAX_LINE_BYTES",
+    "TRANSIENT_CODES",
     "BatchFailure",
     "LineResult",
     "TextDigest",
@@ -37,6 +39,7 @@ __all__ = [
     "custom_id",
     "parse_custom_id",
     "parse_result_line",
+    "retry_kind",
     "subtract_rows",
     "verify_input",
 ]
@@ -95,25 +98,71 @@ class TextDigest:
         return self._hash.hexdigest()
 
 
+#: Failure codes that say nothing about the rows themselves: the rows are sent again as they
+#: are (one row per line) by :meth:`~._job.BatchJob.settle`.
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestTimeOut",
+        "InternalError",
+        "InternalError.Algo",
+        "InternalError.Timeout",
+        "SystemError",
+        "ModelUnavailable",
+        "ModelServingError",
+        "GatewayTimeout",
+        "Throttling",
+        "Throttling.RateQuota",
+        "Throttling.BurstRate",
+        "Throttling.AllocationQuota",
+        "LimitRequests",
+        "http_429",
+        "http_500",
+        "http_502",
+        "http_503",
+        "http_504",
+    }
+)
+#: Failures of the whole batch (not of a line): never narrowed or sent again automatically.
+BATCH_CODES = frozenset({"batch_cancelled", "batch_expired", "missing_result", "batch_failed"})
+
+
+def retry_kind(code: str, rows: int, *, batch_failed: bool = False) -> str:
+    """How a failed line's rows are followed up: ``"transient"`` (send again), ``"split"`` (a
+    line of several rows failed for a reason one row can cause: send each row alone, so only the
+    bad one stays failed) or ``""`` (final)."""
+    if batch_failed or code in BATCH_CODES:
+        return ""
+    if code in TRANSIENT_CODES or code.startswith("Throttling"):
+        return "transient"
+    return "split" if rows > 1 else ""
+
+
 @dataclass(frozen=True)
 class BatchFailure:
-    """Rows ``start .. stop-1`` that have no vector, and why (the server's code and message)."""
+    """Rows ``start .. stop-1`` that have no vector, and why (the server's code and message).
+
+    ``retry`` is ``"split"`` for rows of a multi-row line that failed for a reason a single row
+    can cause (too long, moderation…), ``"transient"`` for a throttled or server-side failure,
+    ``""`` once final.
+    """
 
     start: int
     stop: int
     code: str
     message: str
+    retry: str = ""
 
     def rows(self) -> range:
         return range(self.start, self.stop)
 
     def as_list(self) -> list[object]:
-        return [self.start, self.stop, self.code, self.message]
+        return [self.start, self.stop, self.code, self.message, self.retry]
 
     @classmethod
     def from_list(cls, item: Sequence[object]) -> BatchFailure:
-        start, stop, code, message = item
-        return cls(int(str(start)), int(str(stop)), str(code), str(message))
+        start, stop, code, message, *rest = item
+        retry = str(rest[0]) if rest else ""
+        return cls(int(str(start)), int(str(stop)), str(code), str(message), retry)
 
 
 def add_failures(existing: list[BatchFailure], new: Iterable[BatchFailure]) -> list[BatchFailure]:
@@ -124,9 +173,9 @@ def add_failures(existing: list[BatchFailure], new: Iterable[BatchFailure]) -> l
         if (
             last is not None
             and last.stop == f.start
-            and (last.code, last.message) == (f.code, f.message)
+            and (last.code, last.message, last.retry) == (f.code, f.message, f.retry)
         ):
-            merged[-1] = BatchFailure(last.start, f.stop, f.code, f.message)
+            merged[-1] = BatchFailure(last.start, f.stop, f.code, f.message, f.retry)
         else:
             merged.append(f)
     return merged
@@ -142,10 +191,10 @@ def subtract_rows(failures: list[BatchFailure], rows: Iterable[int]) -> list[Bat
         cursor = f.start
         for row in remove[int(lo) : int(hi)]:
             if row > cursor:
-                out.append(BatchFailure(cursor, row, f.code, f.message))
+                out.append(BatchFailure(cursor, row, f.code, f.message, f.retry))
             cursor = row + 1
         if cursor < f.stop:
-            out.append(BatchFailure(cursor, f.stop, f.code, f.message))
+            out.append(BatchFailure(cursor, f.stop, f.code, f.message, f.retry))
     return out
 
 

@@ -17,7 +17,18 @@ from dashscope_embed._errors import InvalidInputError
 from ._files import MAX_LINE_BYTES, TextDigest, build_line
 from ._state import Part
 
-__all__ = ["InputFile", "check_text", "pack_files", "verified"]
+__all__ = ["InputFile", "check_text", "pack_files", "remove_stale_inputs", "verified"]
+
+
+def remove_stale_inputs(folder: Path, job_id: str) -> list[Path]:
+    """Delete input files a killed process left behind (``.<job>-partNNNNN-*.jsonl``, up to
+    500 MB each). Call it only while holding the job's lock: another live process may be
+    building one. Returns what was removed."""
+    removed = []
+    for path in folder.glob(f".{job_id}-part*.jsonl"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 class InputFile:

@@ -5,9 +5,19 @@ of up to the model's row limit; ≤ 50,000 lines and ≤ 500 MB per file, one mo
 ``POST /files`` → ``POST /batches`` (endpoint ``/v1/embeddings``) → poll with backoff → stream the
 output and error files → every vector written to its input row of an ``.npy`` file.
 
-Every step is recorded in a local state file (:mod:`._batch_state`) before the next one starts,
-so a process that dies can be restarted with the same state file and input: it re-uploads nothing
-that was uploaded, creates no batch twice, and re-downloads only results not yet written.
+Every step is recorded in a local state file (:mod:`._state`) before the next one starts, so a
+process that dies can be restarted with the same state file and input: it re-uploads nothing
+that was uploaded, creates no batch twice, and re-downloads only results not yet written. One
+process at a time: an open job holds the lock of its state file (:mod:`._lock`).
+
+Clean-up: input files built on disk are deleted once uploaded (a resumed job deletes those a
+killed process left); each part's input, output and error files are deleted from the account
+once its rows are written (``keep_remote_files=True`` keeps them; the account holds at most
+10,000 files).
+
+One bad row fails only itself: a multi-row line that fails for a reason one row can cause (too
+long, moderation…) is followed up one row per line by :meth:`BatchJob.settle`, as are rows
+whose line was throttled or hit a server error; only rows that fail alone stay failed.
 
 The Batch path uses the OpenAI-compatible embeddings body, which has no ``text_type``,
 ``instruct`` or ``output_type``: every row is embedded as a *document*, dense only (the server
@@ -17,9 +27,9 @@ defaults). Use the real-time path (:mod:`._stream`) for query vectors or sparse 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import TracebackType
 
 from dashscope_embed._client import DashScopeClient
 from dashscope_embed._errors import (
@@ -31,34 +41,45 @@ from dashscope_embed._errors import (
 from dashscope_embed._models import DEFAULT_TEXT_MODEL
 
 from ._api import CompatApi
-from ._files import ENDPOINT, MAX_FILE_BYTES, MAX_LINES_PER_FILE, chunk_rows, verify_input
-from ._input import InputFile, check_text, pack_files, verified
+from ._files import MAX_FILE_BYTES, MAX_LINES_PER_FILE
+from ._input import remove_stale_inputs
+from ._lock import JobBusyError, JobLock
 from ._report import BatchPartStatus, BatchReport, BatchStatus
 from ._results import ResultWriter
-from ._state import JobState, Part, load_state, new_state, save_state
+from ._state import JobState, load_state, new_state, save_state
+from ._submit import EventHook
+from ._wait import Waiter
 
-__all__ = ["BatchJob", "BatchPartStatus", "BatchReport", "BatchStatus", "EventHook", "embed_batch"]
+__all__ = [
+    "BatchJob",
+    "BatchPartStatus",
+    "BatchReport",
+    "BatchStatus",
+    "EventHook",
+    "JobBusyError",
+    "embed_batch",
+]
 
 logger = logging.getLogger("dashscope_embed")
 
 
-EventHook = Callable[[str, BatchPartStatus], None]
-
-
-class BatchJob:
+class BatchJob(Waiter):
     """A resumable embedding job on the Batch File API. Build with :meth:`create` / :meth:`resume`.
 
     Example::
 
-        job = BatchJob.create(client, "job.json", "vectors.npy", dimension=512)
-        job.submit(texts)           # build, upload, create (nothing twice, even after a crash)
-        report = job.wait()         # poll with backoff, download, write rows
-        report.failures             # rows without a vector, with the server's reason
+        with BatchJob.create(client, "job.json", "vectors.npy", dimension=512) as job:
+            report = job.run(texts)  # build, upload, create (nothing twice), poll, download
+        report.failures              # rows without a vector, with the server's reason
+
+    An open job holds the lock of its state file until :meth:`close` (or the end of a ``with``
+    block, or the process): a second job on the same file raises :class:`JobBusyError`.
 
     Args:
         client: A sync client (its host, key, connection pool and retry policy are used).
         state_path: The JSON state file.
         state: The loaded state.
+        lock: The held lock, or ``None`` for a read-only view (see :meth:`resume`).
         on_event: Called with ``("uploaded" | "created" | "status" | "downloaded", part)``.
         sleep: How to wait between polls (defaults to the client's sleep).
     """
@@ -69,16 +90,21 @@ class BatchJob:
         state_path: str | Path,
         state: JobState,
         *,
+        lock: JobLock | None,
         on_event: EventHook | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._client = client
         self._path = Path(state_path)
         self._state = state
+        self._lock = lock
         self._api = CompatApi(client, sleep=sleep)
         self._sleep = sleep or client._sleep
         self._on_event = on_event
         self._results = ResultWriter(state, self._api, self._save)
+        if lock is not None:
+            for left in remove_stale_inputs(self._path.parent, state.job_id):
+                logger.info("job %s: removed %s, left by a killed run", state.job_id, left)
 
     @classmethod
     def create(
@@ -93,6 +119,8 @@ class BatchJob:
         max_lines_per_file: int = MAX_LINES_PER_FILE,
         max_file_bytes: int = MAX_FILE_BYTES,
         completion_window: str = "24h",
+        keep_remote_files: bool = False,
+        lock_timeout: float | None = 0,
         on_event: EventHook | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> BatchJob:
@@ -105,10 +133,14 @@ class BatchJob:
             max_lines_per_file: Requests per input file (≤ 50,000; lower it to split more).
             max_file_bytes: Bytes per input file (≤ 500 MB).
             completion_window: ``"24h"`` … ``"336h"`` (or ``"1d"`` … ``"14d"``).
+            keep_remote_files: Keep each part's files on the account after its rows are written
+                (default: delete them; needed only to download the results again).
+            lock_timeout: Seconds to wait for another process holding the job (0: fail at once).
 
         Raises:
             InvalidInputError: a bad option (checked before the state file is written).
             FileExistsError: the state file exists (resume it instead).
+            JobBusyError: another process is creating or running a job on this state file.
         """
         path = Path(state_path)
         if path.exists():
@@ -128,8 +160,13 @@ class BatchJob:
             output=str(Path(output).resolve()),
             base_url=client.config.base_url,
         )
+        state.delete_remote = not keep_remote_files
+        lock = JobLock(path, timeout=lock_timeout)
+        if path.exists():  # created by another process between the check and the lock
+            lock.release()
+            raise FileExistsError(f"{path} exists: resume that job or choose another state file")
         save_state(path, state)
-        return cls(client, path, state, on_event=on_event, sleep=sleep)
+        return cls(client, path, state, lock=lock, on_event=on_event, sleep=sleep)
 
     @classmethod
     def resume(
@@ -137,22 +174,66 @@ class BatchJob:
         client: DashScopeClient,
         state_path: str | Path,
         *,
+        lock_timeout: float | None = 0,
+        readonly: bool = False,
         on_event: EventHook | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> BatchJob:
         """Continue a job from its state file (any process, any time within the server's 30 days).
 
+        Args:
+            lock_timeout: Seconds to wait for another process running the job (0: fail at once,
+                ``None``: wait for ever). The state is read once the lock is held.
+            readonly: Do not lock: only :meth:`status` (not saved), :meth:`report` and the
+                properties work, e.g. to look at a job another process is running.
+
         Raises:
             FileNotFoundError: no state file.
             ConfigurationError: the client points at another host than the job's.
+            JobBusyError: another process holds the job (nothing was sent or written).
         """
-        state = load_state(state_path)
+        state = load_state(state_path)  # host first: a wrong client fails before any wait
         if state.base_url != client.config.base_url:
             raise ConfigurationError(
                 f"this job was created on {state.base_url}; the client points at "
                 f"{client.config.base_url} (batch and file ids exist only on the original host)"
             )
-        return cls(client, state_path, state, on_event=on_event, sleep=sleep)
+        lock = None if readonly else JobLock(state_path, timeout=lock_timeout)
+        if lock is not None:
+            try:
+                state = load_state(state_path)  # again: the last holder may have changed it
+            except BaseException:
+                lock.release()
+                raise
+        return cls(client, state_path, state, lock=lock, on_event=on_event, sleep=sleep)
+
+    def close(self) -> None:
+        """Close the output and let go of the job's lock (idempotent)."""
+        self._results.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> BatchJob:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def readonly(self) -> bool:
+        """Opened without the lock (see :meth:`resume`)."""
+        return self._lock is None
+
+    def _writable(self) -> None:
+        if self._lock is None:
+            raise DashScopeError("this job was opened read-only (resume it without readonly)")
+        if not self._lock.held:
+            raise DashScopeError("this job is closed: resume it again")
 
     @property
     def job_id(self) -> str:
@@ -171,230 +252,6 @@ class BatchJob:
         """The live state (read it; do not modify it)."""
         return self._state
 
-    # -- submission ------------------------------------------------------------------------
-
-    def submit(self, texts: Iterable[str]) -> None:
-        """Build, upload and create every input file not yet created.
-
-        On a resumed job the input must be the same texts in the same order: the rows of files
-        already uploaded are skipped after checking their digest, so nothing is sent twice.
-
-        Raises:
-            InvalidInputError: an empty / non-string text (checked up front for a sequence,
-                as it is read for an iterator), or different texts than the ones already sent
-                (also: more rows than a fully submitted job has).
-        """
-        st = self._state
-        if isinstance(texts, (str, bytes)):
-            raise InvalidInputError(
-                "texts must be an iterable of strings, got a single string", rule="not_a_list"
-            )
-        if isinstance(texts, Sequence):
-            for row, text in enumerate(texts):
-                check_text(row, text)
-        rows = enumerate(texts)
-        for part in verified(rows, [p for p in st.parts if p.rows is None]):
-            self._ensure_batch(part, adopt=True)
-        if st.planned and next(rows, None) is not None:
-            raise InvalidInputError(
-                f"the input has more rows than the {st.total_rows} this job submitted (rows "
-                "added since?): resume with the same input, or start a new job for the rest",
-                rule="resume_mismatch",
-            )
-        if not st.planned:
-            checked = ((row, check_text(row, text)) for row, text in rows)
-            count = self._build_parts(chunk_rows(checked, st.rows_per_line), retry=False)
-            last = max((p.stop for p in st.parts if p.rows is None), default=0)
-            st.total_rows = max(last, count)
-            st.planned = True
-            self._save()
-
-    def retry_failed(self, texts: Iterable[str]) -> int:
-        """Submit the failed rows again, one row per request, as more batches of this job.
-
-        A row that fails again (e.g. a text over the model's token limit) stays in the failures
-        with its new reason; the others get their vectors in the same output. Call
-        :meth:`wait` afterwards.
-
-        Args:
-            texts: The job's input again, all of it: it is checked against the digests of the
-                files sent, and the retry files are built on disk before any is uploaded.
-
-        Returns:
-            How many rows were submitted.
-
-        Raises:
-            InvalidInputError: ``texts`` is not the job's input (``rule="resume_mismatch"``);
-                nothing is uploaded then.
-        """
-        st = self._state
-        if not st.planned:
-            raise DashScopeError("submit the job's input before retrying its failed rows")
-        want = st.retry_rows()
-        if not want:
-            return 0
-        picked = ((r, check_text(r, t)) for r, t in verify_input(texts, st.spans()) if r in want)
-        files: list[InputFile] = []
-        try:
-            files.extend(self._pack([pair] for pair in picked))  # the whole input is proven here
-            st.retry_of += 1
-            for built in files:
-                self._finish_part(built, retry=True)
-        finally:
-            for built in files:
-                built.path.unlink(missing_ok=True)
-        return len(want)
-
-    def _pack(self, lines: Iterator[list[tuple[int, str]]]) -> Iterator[InputFile]:
-        st = self._state
-        return pack_files(
-            lines,
-            folder=self._path.parent,
-            job_id=st.job_id,
-            first_index=len(st.parts),
-            model=st.model,
-            dimension=st.dimension,
-            max_lines=st.max_lines_per_file,
-            max_bytes=st.max_file_bytes,
-        )
-
-    def _build_parts(self, lines: Iterator[list[tuple[int, str]]], *, retry: bool) -> int:
-        """Pack lines into files within the limits; upload and create each. Returns rows seen."""
-        seen = 0
-        for built in self._pack(lines):
-            self._finish_part(built, retry=retry)
-            seen = built.stop
-        return seen
-
-    def _finish_part(self, built: InputFile, *, retry: bool) -> None:
-        st = self._state
-        try:
-            name = f"{st.job_id}-part{built.index:05d}.jsonl"
-            uploaded = self._api.upload(built.path, name)
-        finally:
-            built.path.unlink(missing_ok=True)
-        part = Part(
-            index=built.index,
-            start=built.start,
-            stop=built.stop,
-            rows=built.rows if retry else None,
-            lines=built.lines,
-            sha256=built.digest.hexdigest(),
-            file_id=str(uploaded["id"]),
-            status="uploaded",
-        )
-        st.parts.append(part)
-        self._save()
-        logger.debug("job %s: uploaded part %d as %s", st.job_id, part.index, part.file_id)
-        self._emit("uploaded", part)
-        self._ensure_batch(part, adopt=False)
-
-    def _ensure_batch(self, part: Part, *, adopt: bool) -> None:
-        """Create the part's batch unless it has one. With ``adopt`` (a part loaded from the state
-        file) first look for a batch created just before a crash, by its input file id."""
-        if part.batch_id is not None or part.file_id is None:
-            return
-        st = self._state
-        meta = {
-            "ds_name": f"dashscope-embed {st.job_id} part {part.index}",
-            "ds_description": f"{part.row_count} rows of {st.model} from {part.start}",
-        }
-        info = self._api.create_batch(
-            part.file_id, endpoint=ENDPOINT, window=st.completion_window, metadata=meta, adopt=adopt
-        )
-        part.batch_id = info.id
-        part.update(info)
-        self._save()
-        self._emit("created", part)
-
-    # -- polling and results --------------------------------------------------------------------
-
-    def poll(self) -> BatchStatus:
-        """Refresh every open batch once; download the results of those that have ended. Once
-        every batch is written the ``.partial`` output is moved onto the output path."""
-        for part in self._state.parts:
-            if part.downloaded:
-                continue
-            self._ensure_batch(part, adopt=True)
-            if part.batch_id is None:
-                continue
-            info = self._api.get_batch(part.batch_id)
-            changed = info.status != part.status
-            part.update(info)
-            if changed:
-                self._save()
-                self._emit("status", part)
-            if part.terminal and self._state.planned:
-                self._results.download(
-                    part,
-                    info,
-                    attempts=self._client.config.max_retries + 1,
-                    backoff=self._client._policy.delay,
-                    sleep=self._sleep,
-                )
-                self._emit("downloaded", part)
-        if self._state.planned and all(p.downloaded for p in self._state.parts):
-            self._results.finish()  # (an empty job gets its (0, dim) file here)
-        return self.status(refresh=False)
-
-    def wait(
-        self,
-        *,
-        poll_interval: float = 5.0,
-        max_poll_interval: float = 60.0,
-        timeout: float | None = None,
-        on_progress: Callable[[BatchStatus], None] | None = None,
-    ) -> BatchReport:
-        """Poll with backoff (interval × 1.5 per quiet round, capped) until every batch is done.
-
-        Raises:
-            DashScopeError: the job was interrupted while submitting (call :meth:`submit` again).
-            TimeoutError: ``timeout`` seconds passed; the job keeps running — resume later.
-        """
-        if not self._state.planned:
-            raise DashScopeError(
-                "the job's input is not fully submitted: call submit(texts) (CLI: --resume with "
-                "the same input) first"
-            )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_interval
-        try:
-            while True:
-                before = self.status(refresh=False)
-                status = self.poll()
-                if on_progress is not None:
-                    on_progress(status)
-                if status.finished:
-                    break
-                if all(p.terminal for p in self._state.parts):
-                    continue  # the output had been deleted: download everything again now
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"job {self.job_id} is still running; resume it later")
-                quiet = status.processed_rows == before.processed_rows
-                interval = min(interval * 1.5, max_poll_interval) if quiet else poll_interval
-                self._sleep(interval)
-        finally:
-            self._results.close()
-        return self.report()
-
-    def run(
-        self,
-        texts: Iterable[str],
-        *,
-        poll_interval: float = 5.0,
-        max_poll_interval: float = 60.0,
-        timeout: float | None = None,
-        on_progress: Callable[[BatchStatus], None] | None = None,
-    ) -> BatchReport:
-        """:meth:`submit` then :meth:`wait`."""
-        self.submit(texts)
-        return self.wait(
-            poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval,
-            timeout=timeout,
-            on_progress=on_progress,
-        )
-
     def status(self, *, refresh: bool = True) -> BatchStatus:
         """The job's progress (``refresh=True`` asks the server for every open batch first)."""
         st = self._state
@@ -410,11 +267,13 @@ class BatchJob:
             st.failed_rows,
             tuple(BatchPartStatus.of(p) for p in st.parts),
             st.finished,
+            st.phase,
         )
 
     def cancel(self) -> BatchStatus:
         """Cancel every batch that has not ended. Lines already processed stay billed and their
         results are still downloaded by :meth:`wait`; the rest are reported as failed."""
+        self._writable()
         for part in self._state.parts:
             if part.batch_id is not None and not part.terminal:
                 try:
@@ -438,11 +297,8 @@ class BatchJob:
         )
 
     def _save(self) -> None:
-        save_state(self._path, self._state)
-
-    def _emit(self, event: str, part: Part) -> None:
-        if self._on_event is not None:
-            self._on_event(event, BatchPartStatus.of(part))
+        if self._lock is not None:  # a read-only view never writes the state file
+            save_state(self._path, self._state)
 
 
 def embed_batch(
@@ -456,22 +312,29 @@ def embed_batch(
     max_lines_per_file: int = MAX_LINES_PER_FILE,
     poll_interval: float = 5.0,
     max_poll_interval: float = 60.0,
+    keep_remote_files: bool = False,
+    lock_timeout: float | None = 0,
     on_progress: Callable[[BatchStatus], None] | None = None,
 ) -> BatchReport:
     """Embed ``texts`` into ``output`` (``.npy``) with the Batch API; resume if the state exists.
 
     Rows come back as document vectors, dense (the compatible endpoint's defaults). Failed rows
-    are NaN in the array and listed in :attr:`BatchReport.failures`.
+    are NaN in the array and listed in :attr:`BatchReport.failures`; when ``texts`` is a
+    sequence, rows that failed only because a neighbour in their line did are sent again alone
+    (:meth:`BatchJob.settle`). Each part's files are deleted from the account once written
+    unless ``keep_remote_files``.
 
     Raises:
         InvalidInputError: a bad text/option, or a state file of another job (model, dimension
             or output differ).
+        JobBusyError: another process is running this job.
     """
     path = Path(state_path)
     if path.exists():
-        job = BatchJob.resume(client, path)
+        job = BatchJob.resume(client, path, lock_timeout=lock_timeout)
         st = job.state
         if (st.model, st.dimension, st.output) != (model, dimension, str(Path(output).resolve())):
+            job.close()
             raise InvalidInputError(
                 f"{path} belongs to another job (model={st.model}, dimension={st.dimension}, "
                 f"output={st.output})",
@@ -485,8 +348,13 @@ def embed_batch(
             model=model,
             dimension=dimension,
             max_lines_per_file=max_lines_per_file,
+            keep_remote_files=keep_remote_files,
+            lock_timeout=lock_timeout,
         )
-    job.submit(texts)
-    return job.wait(
-        poll_interval=poll_interval, max_poll_interval=max_poll_interval, on_progress=on_progress
-    )
+    with job:
+        return job.run(
+            texts,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            on_progress=on_progress,
+        )

@@ -45,7 +45,12 @@ class BatchPartStatus:
 
 @dataclass(frozen=True)
 class BatchStatus:
-    """Progress of a job: rows written so far and the state of every batch."""
+    """Progress of a job: rows written so far and the state of every batch.
+
+    ``phase`` is one word for the whole job: ``submitting``, ``running``, ``downloading``
+    (every batch ended; results not all written yet: ``batch download`` writes them) or
+    ``finished``.
+    """
 
     job_id: str
     total_rows: int | None
@@ -53,6 +58,7 @@ class BatchStatus:
     failed_rows: int
     parts: tuple[BatchPartStatus, ...]
     finished: bool
+    phase: str = ""
 
     @property
     def processed_rows(self) -> int:

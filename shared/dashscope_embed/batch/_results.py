@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from dashscope_embed._errors import APIConnectionError, DashScopeError
+from dashscope_embed._errors import APIConnectionError, APIStatusError, DashScopeError
 from dashscope_embed._models import get_model
 from dashscope_embed.io._sinks import NpyWriter, commit, partial_path
 
@@ -29,6 +29,7 @@ from ._files import (
     ResultLineError,
     add_failures,
     parse_result_line,
+    retry_kind,
     subtract_rows,
 )
 from ._state import JobState, Part
@@ -95,6 +96,29 @@ class ResultWriter:
         part.downloaded = True
         self._save()
         logger.debug("job %s: part %d written (%d tokens)", st.job_id, part.index, tokens)
+        if st.delete_remote:
+            self.delete_remote(part)
+
+    def delete_remote(self, part: Part) -> None:
+        """Delete the part's input, output and error files from the account (its rows are on
+        disk and recorded). A file already gone is fine; any other error is logged and the file
+        left in place: cleaning up never fails a job."""
+        if part.remote_deleted:
+            return
+        for file_id in (part.file_id, part.output_file_id, part.error_file_id):
+            if not file_id:
+                continue
+            try:
+                self._api.delete_file(file_id)
+            except APIStatusError as exc:
+                if exc.status != 404:
+                    logger.warning("job %s: could not delete %s: %s", self.job_id, file_id, exc)
+                    return
+            except APIConnectionError as exc:
+                logger.warning("job %s: could not delete %s: %s", self.job_id, file_id, exc)
+                return
+        part.remote_deleted = True
+        self._save()
 
     def _read_results(
         self, part: Part, info: BatchInfo
@@ -130,7 +154,8 @@ class ResultWriter:
                 else:
                     writer = self.open(None)
                     writer.write(res.start, np.full((res.count, writer.dim), np.nan, np.float32))
-                    failures.append(BatchFailure(res.start, rows.stop, res.code, res.message))
+                    kind = retry_kind(res.code, res.count)
+                    failures.append(BatchFailure(res.start, rows.stop, res.code, res.message, kind))
                 seen[where] = True
         return failures, tokens, seen
 
@@ -155,6 +180,14 @@ class ResultWriter:
                 self._writer = NpyWriter.reopen(partial)
             else:
                 if st.dimension_out is not None:  # output deleted: fetch every result again
+                    gone = [p.index for p in st.parts if p.remote_deleted]
+                    if gone:
+                        raise DashScopeError(
+                            f"{out} was deleted, and the results of part(s) {gone[:5]} were "
+                            "already deleted from the account after they were written: they "
+                            "cannot be downloaded again. Start a new job (keep_remote_files / "
+                            "--keep-remote-files keeps them for re-downloads)"
+                        )
                     for part in st.parts:
                         part.downloaded = False
                     st.failures = []

@@ -83,6 +83,8 @@ class Part:
         tokens: ``total_tokens`` summed over the part's successful lines.
         completed_lines: ``request_counts.completed`` last seen.
         failed_lines: ``request_counts.failed`` last seen.
+        remote_deleted: Its input, output and error files were deleted from the account (after
+            its results were written), so they cannot be downloaded again.
     """
 
     index: int
@@ -100,6 +102,7 @@ class Part:
     tokens: int = 0
     completed_lines: int = 0
     failed_lines: int = 0
+    remote_deleted: bool = False
 
     @property
     def row_count(self) -> int:
@@ -141,6 +144,15 @@ class JobState:
         parts: Input files in order (retry parts last).
         failures: Rows without a vector after the latest attempt, as ranges.
         retry_of: How many retry rounds were added.
+        auto_rounds: How many of those :meth:`~._job.BatchJob.settle` added by itself.
+        delete_remote: Delete each part's files from the account once its results are written
+            (the account holds at most 10,000 files).
+        target: The file the results are finally exported to (the CLI's ``-o``), if not
+            ``output`` itself.
+        target_format: Its suffix (``.npy``, ``.jsonl`` or ``.parquet``).
+        target_ids: A JSONL file of row ids (one JSON string per line) to export with the rows.
+        source: How to read the job's input again (``path``, ``field``, ``id_field``,
+            ``skip_empty``), for narrowing failures and ``batch retry-failed``.
     """
 
     job_id: str
@@ -158,6 +170,12 @@ class JobState:
     parts: list[Part] = field(default_factory=list)
     failures: list[BatchFailure] = field(default_factory=list)
     retry_of: int = 0
+    auto_rounds: int = 0
+    delete_remote: bool = True
+    target: str | None = None
+    target_format: str | None = None
+    target_ids: str | None = None
+    source: dict[str, Any] | None = None
     version: int = STATE_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -186,10 +204,25 @@ class JobState:
     def finished(self) -> bool:
         return self.planned and all(p.downloaded for p in self.parts)
 
-    def retry_rows(self) -> set[int]:
-        """Failed rows that are not already in a retry still running."""
+    @property
+    def phase(self) -> str:
+        """One word for where the job is: ``submitting`` (input not fully sent), ``running``
+        (some batch has not ended), ``downloading`` (every batch ended, results not all written
+        yet) or ``finished``."""
+        if not self.planned:
+            return "submitting"
+        if self.finished:
+            return "finished"
+        if all(p.terminal for p in self.parts):
+            return "downloading"
+        return "running"
+
+    def retry_rows(self, kinds: frozenset[str] | None = None) -> set[int]:
+        """Failed rows that are not already in a retry still running (only failures whose
+        ``retry`` is in ``kinds``, if given)."""
         pending = {r for p in self.parts if p.rows is not None and not p.downloaded for r in p.rows}
-        return {r for f in self.failures for r in f.rows()} - pending
+        failed = {r for f in self.failures if kinds is None or f.retry in kinds for r in f.rows()}
+        return failed - pending
 
     def spans(self) -> list[tuple[int, int, str]]:
         """``(start, stop, sha256)`` of the contiguous parts: the proof of the job's input."""

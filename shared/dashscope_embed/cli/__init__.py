@@ -1,9 +1,11 @@
 """The ``dashscope-embed`` command line: ``embed``, ``batch`` and ``emulator``.
 
-Exit codes: 0 success; 1 the service or the network failed; 2 a problem to fix first (bad option,
-bad input file, a text the model rejects as too long, missing API key); 3 a batch job finished but
-some rows have no vector (listed in ``OUTPUT.errors.jsonl``); 4 a batch job has not finished yet
-(nothing final written: run the command again later); 130 interrupted.
+Exit codes: 0 success; 1 the service, the network or a local file (not the input) failed; 2 a
+problem to fix first (bad option, bad input file, an unknown model, missing API key, a text the
+model rejects with ``--fail-fast``); 3 finished but some rows have no vector (listed in
+``OUTPUT.errors.jsonl``; ``batch retry-failed`` re-submits them for a batch job); 4 a batch job
+has not finished yet (nothing final written: run the command again later); 5 another process is
+running this batch job (nothing was sent; ``--lock-timeout`` waits); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ _USAGE = """usage: dashscope-embed COMMAND [options]
 
 commands:
   embed      embed a .txt/.jsonl/.csv file into .npy/.jsonl/.parquet (real time or --batch)
-  batch      status | cancel | list | download for Batch API jobs
+  batch      status | cancel | list | download | retry-failed for Batch API jobs
   emulator   run the local DashScope-compatible emulator (not the real model)
 
 Run `dashscope-embed COMMAND --help` for a command's options. The API key is read from
@@ -47,12 +49,14 @@ def _run(command: str, rest: list[str]) -> int:
     from dashscope_embed._errors import (
         APIConnectionError,
         APIStatusError,
+        BadRequestError,
         ConfigurationError,
         DashScopeError,
-        InputTooLongError,
+        NotFoundError,
     )
+    from dashscope_embed.batch._lock import JobBusyError
 
-    from ._common import EMULATOR_HINT, EXIT_API, EXIT_INTERRUPTED, EXIT_USAGE, say
+    from ._common import EMULATOR_HINT, EXIT_API, EXIT_INTERRUPTED, EXIT_LOCKED, EXIT_USAGE, say
     from ._io import CliError
 
     prog = f"dashscope-embed {command}"
@@ -67,9 +71,16 @@ def _run(command: str, rest: list[str]) -> int:
     except ConfigurationError as exc:
         say(f"{prog}: {exc}\n{EMULATOR_HINT}")
         return EXIT_USAGE
-    except (CliError, ValueError, FileExistsError, ImportError, InputTooLongError) as exc:
+    except JobBusyError as exc:
+        say(f"{prog}: {exc}")
+        return EXIT_LOCKED
+    except (CliError, ValueError, FileExistsError, ImportError, BadRequestError) as exc:
         # InvalidInputError is a ValueError: a bad option or text, found before any request;
-        # a text over the model's token limit is bad input too, though the server finds it
+        # a 400 (an unknown model, a text over the token limit with --fail-fast) is a request
+        # to fix too, though the server finds it
+        say(f"{prog}: {exc}")
+        return EXIT_USAGE
+    except NotFoundError as exc:  # 404 ModelNotFound / UnsupportedModel: fix --model
         say(f"{prog}: {exc}")
         return EXIT_USAGE
     except (APIStatusError, APIConnectionError, DashScopeError, TimeoutError) as exc:
@@ -78,6 +89,6 @@ def _run(command: str, rest: list[str]) -> int:
     except KeyboardInterrupt:
         say(f"{prog}: interrupted")
         return EXIT_INTERRUPTED
-    except OSError as exc:
-        say(f"{prog}: {exc}")
-        return EXIT_USAGE
+    except OSError as exc:  # our own files (state, output, .partial): not the user's input
+        say(f"{prog}: {exc} (a local file error, not a problem with the input)")
+        return EXIT_API

@@ -1,24 +1,12 @@
-"""Pieces shared by the ``embed`` and ``batch`` commands: client options, progress, exports."""
+"""Pieces shared by the ``embed`` and ``batch`` commands: exit codes, client options, progress."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from dashscope_embed._client import DashScopeClient
-from dashscope_embed.batch._job import BatchReport
-from dashscope_embed.io._sinks import (
-    commit,
-    ids_path,
-    iter_npy_chunks,
-    npy_shape,
-    open_sink,
-    partial_path,
-)
 
 from ._io import CliError
 
@@ -27,21 +15,23 @@ __all__ = [
     "EXIT_API",
     "EXIT_FAILED_ROWS",
     "EXIT_INTERRUPTED",
+    "EXIT_LOCKED",
     "EXIT_OK",
     "EXIT_PENDING",
     "EXIT_USAGE",
     "add_client_args",
-    "export_batch",
+    "add_lock_arg",
     "make_bar",
     "make_client",
     "say",
 ]
 
 EXIT_OK = 0
-EXIT_API = 1  # the service (or the network) failed
+EXIT_API = 1  # the service, the network or a local file (not the input) failed
 EXIT_USAGE = 2  # bad options, bad input, missing key: fix and run again
-EXIT_FAILED_ROWS = 3  # a batch job finished, but some rows have no vector
+EXIT_FAILED_ROWS = 3  # finished, but some rows have no vector (OUTPUT.errors.jsonl lists them)
 EXIT_PENDING = 4  # a batch job has not finished: nothing final yet, run again later
+EXIT_LOCKED = 5  # another process is running this batch job: nothing was sent
 EXIT_INTERRUPTED = 130
 
 EMULATOR_HINT = (
@@ -55,13 +45,15 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def add_client_args(parser: argparse.ArgumentParser) -> None:
-    """``--base-url`` and ``--region`` (the key comes from ``DASHSCOPE_API_KEY`` only)."""
+def add_client_args(parser: argparse.ArgumentParser, *, recorded: bool = False) -> None:
+    """``--base-url`` and ``--region`` (the key comes from ``DASHSCOPE_API_KEY`` only);
+    ``recorded``: the command acts on a job whose state file records its host."""
     group = parser.add_argument_group("service (the API key is read from DASHSCOPE_API_KEY)")
+    where = "default: the host recorded in the state file" if recorded else "env DASHSCOPE_BASE_URL"
     group.add_argument(
         "--base-url",
         default=None,
-        help="host to call, e.g. http://127.0.0.1:8123 for the emulator (env DASHSCOPE_BASE_URL)",
+        help=f"host to call, e.g. http://127.0.0.1:8123 for the emulator ({where})",
     )
     group.add_argument(
         "--region",
@@ -71,13 +63,31 @@ def add_client_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def make_client(args: argparse.Namespace, *, concurrency: int | None = None) -> DashScopeClient:
-    """The core client from ``--base-url`` / ``--region`` and the environment.
+def add_lock_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--lock-timeout``: how long to wait for another process running the same job."""
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another process running the same batch job (default 0: exit "
+        "at once with code 5, having sent nothing)",
+    )
+
+
+def make_client(
+    args: argparse.Namespace, *, concurrency: int | None = None, base_url: str | None = None
+) -> DashScopeClient:
+    """The core client from ``--base-url`` / ``--region`` and the environment; ``base_url``
+    (a job's recorded host) is used when neither option is given.
 
     Raises:
         ConfigurationError: no key, bad region or URL (the caller prints it with the hint).
     """
-    return DashScopeClient(base_url=args.base_url, region=args.region, max_concurrency=concurrency)
+    url = args.base_url
+    if url is None and args.region is None:
+        url = base_url
+    return DashScopeClient(base_url=url, region=args.region, max_concurrency=concurrency)
 
 
 def make_bar(mode: bool | None, total: int | None, *, unit: str = "text") -> Any:
@@ -96,54 +106,3 @@ def make_bar(mode: bool | None, total: int | None, *, unit: str = "text") -> Any
         if mode:
             raise CliError(str(exc)) from None
         return None
-
-
-def export_batch(
-    report: BatchReport,
-    output: Path,
-    ids: Iterator[str | None] | None,
-    *,
-    chunk: int = 4096,
-) -> Path | None:
-    """Write a finished batch job's vectors to ``output`` and its failures to
-    ``<output>.errors.jsonl`` (returned, or ``None`` when every row has a vector).
-
-    The job's ``.npy`` is read in chunks (no memory map); ``.jsonl``/``.parquet`` rows of failed
-    inputs carry ``error`` instead of a vector, ``.npy`` rows hold NaN. Every file is written as
-    ``.partial`` and moved in place when complete; an empty job still gets its (empty) file.
-    """
-    if output.suffix.lower() == ".npy" and output.resolve() == report.output.resolve():
-        if ids is not None:
-            target = ids_path(output)
-            with open(partial_path(target), "w", encoding="utf-8") as fh:
-                fh.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in ids)
-            commit(partial_path(target), target)
-    else:
-        _, dim = npy_shape(report.output)
-        sink = open_sink(output, dim=dim, rows=report.total_rows, with_ids=ids is not None)
-        try:
-            failures = iter(report.failures)
-            failure = next(failures, None)
-            for start, block in iter_npy_chunks(report.output, chunk):
-                rows = range(start, start + block.shape[0])
-                chunk_ids = [str(next(ids)) for _ in rows] if ids is not None else None
-                chunk_errors: list[str | None] = [None] * len(rows)
-                while failure is not None and failure.start < rows.stop:
-                    for row in range(max(failure.start, start), min(failure.stop, rows.stop)):
-                        chunk_errors[row - start] = f"{failure.code}: {failure.message}"
-                    if failure.stop > rows.stop:
-                        break  # it goes on in the next chunk
-                    failure = next(failures, None)
-                sink.write(chunk_ids, block, None, chunk_errors if any(chunk_errors) else None)
-        except BaseException:
-            sink.abort()
-            raise
-        sink.close()
-    if not report.failures:
-        return None
-    path = output.with_name(output.name + ".errors.jsonl")
-    with open(partial_path(path), "w", encoding="utf-8") as fh:
-        for row, code, message in report.errors_by_row():
-            fh.write(json.dumps({"row": row, "code": code, "message": message}) + "\n")
-    commit(partial_path(path), path)
-    return path

@@ -1,17 +1,25 @@
-"""``dashscope-embed embed``: a file of texts → a file of vectors, real time or Batch API."""
+"""``dashscope-embed embed``: a file of texts → a file of vectors, real time or Batch API.
+
+Real time: a text the service rejects on its own (too long, moderation) fails only its row —
+NaN in ``.npy``, an ``error`` in ``.jsonl``/``.parquet``, listed in ``OUTPUT.errors.jsonl`` —
+and the command exits 3; ``--fail-fast`` stops at the first one instead (exit 2). ``--dry-run``
+checks every row and prints rows, requests, estimated tokens and price, sending nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from dashscope_embed._config import normalize_region
 from dashscope_embed._errors import APIStatusError, DashScopeError, InvalidInputError
 from dashscope_embed._models import DEFAULT_TEXT_MODEL
 from dashscope_embed._types import OutputType
+from dashscope_embed.batch import estimate_cost
+from dashscope_embed.batch._export import write_errors
 from dashscope_embed.batch._files import MAX_LINES_PER_FILE
-from dashscope_embed.batch._job import BatchJob, BatchStatus
-from dashscope_embed.batch._state import check_window
 from dashscope_embed.io._sinks import FORMATS, partial_path
 from dashscope_embed.io._stream import DEFAULT_CHUNK_SIZE, embed_to_file
 
@@ -19,12 +27,12 @@ from ._common import (
     EXIT_FAILED_ROWS,
     EXIT_OK,
     add_client_args,
-    export_batch,
+    add_lock_arg,
     make_bar,
     make_client,
     say,
 )
-from ._io import CliError, InputSpec, iter_records, line_of, scan
+from ._io import CliError, InputSpec, iter_records, line_numbers, line_of, scan
 
 __all__ = ["build_parser", "main"]
 
@@ -44,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dashscope-embed embed",
         description="Embed every text of a .txt (one per line), .jsonl or .csv file into "
-        ".npy / .jsonl / .parquet, in real time (default) or with the half-price Batch API.",
+        ".npy / .jsonl / .parquet, in real time (default) or with the half-price Batch API. "
+        "A row the service rejects on its own fails alone (exit 3, OUTPUT.errors.jsonl). "
+        "Batch jobs clean up after themselves: temporary input files are removed (also on "
+        "--resume after a kill) and the job's files are deleted from the account once the "
+        "results are on disk (--keep-remote-files to keep them).",
     )
     p.add_argument("input", type=Path, help="a .txt, .jsonl or .csv file")
     p.add_argument(
@@ -92,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a progress bar (needs tqdm)",
     )
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    emb.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="real time: stop at the first text the service rejects (default: fail only its "
+        "row, list it in OUTPUT.errors.jsonl, exit 3)",
+    )
+    emb.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every row and print rows, requests, estimated tokens and the estimated "
+        "price (real time vs batch) without sending anything",
+    )
     bat = p.add_argument_group("batch API (half price, results within the completion window)")
     bat.add_argument(
         "--batch", action="store_true", help="use the Batch API instead of real-time calls"
@@ -111,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="requests per input file (%(default)s)",
     )
     bat.add_argument("--completion-window", default="24h", help="24h (default) to 336h")
+    bat.add_argument(
+        "--keep-remote-files",
+        action="store_true",
+        help="keep the job's input/output files on the account (default: each part's files are "
+        "deleted once its rows are on disk; the account holds at most 10,000 files)",
+    )
+    add_lock_arg(bat)
     add_client_args(p)
     return p
 
@@ -122,8 +153,12 @@ def main(argv: Sequence[str]) -> int:
     if suffix not in FORMATS:
         raise CliError(f"unsupported output {args.output.name!r}: use one of {', '.join(FORMATS)}")
     spec = InputSpec(args.input, args.field, args.id_field, args.skip_empty)
+    if args.dry_run:
+        return _dry_run(args, spec)
     if args.batch:
-        return _batch(args, spec)
+        from ._batch import run_batch
+
+        return run_batch(args, spec)
     if args.resume or args.state or args.no_wait:
         raise CliError("--resume, --state and --no-wait only apply with --batch")
     output_type: OutputType = args.output_type or "dense"
@@ -155,6 +190,7 @@ def main(argv: Sequence[str]) -> int:
                 dimension=args.dimension,
                 output_type=output_type,
                 instruct=args.instruct,
+                on_error="raise" if args.fail_fast else "isolate",
             )
     except DashScopeError as exc:
         _explain(exc, spec, args.output)
@@ -163,10 +199,40 @@ def main(argv: Sequence[str]) -> int:
         if bar is not None:
             bar.close()
     dim = f"{summary.dimension}-d " if summary.dimension else ""
+    failed = {r for f in summary.failures for r in f.rows()}
+    errors = write_errors(args.output, summary.failures, lines=line_numbers(spec, failed))
+    ok = summary.rows - summary.failed_count
     say(
-        f"wrote {summary.rows} {dim}{output_type} vectors to {args.output} "
+        f"wrote {ok} {dim}{output_type} vectors to {args.output} "
         f"({summary.usage.total_tokens} tokens, {summary.usage.requests} requests)"
     )
+    if errors is not None:
+        say(
+            f"{summary.failed_count} row(s) were rejected by the service and have no vector; "
+            f"see {errors} (row, file line, code and message)"
+        )
+        return EXIT_FAILED_ROWS
+    return EXIT_OK
+
+
+def _dry_run(args: argparse.Namespace, spec: InputSpec) -> int:
+    """``--dry-run``: check every row, print the estimate; no client, no request."""
+    found = scan(spec)
+    model = args.model or DEFAULT_TEXT_MODEL
+    if args.instruct and args.text_type != "query":
+        raise CliError("--instruct applies to queries only: add --text-type query")
+    region = args.region or os.environ.get("DASHSCOPE_REGION") or None
+    estimate = estimate_cost(
+        (t for _, t in iter_records(spec)),
+        model=model,
+        dimension=args.dimension,
+        region=normalize_region(region) if region else None,
+        max_lines_per_file=args.max_lines_per_file,
+    )
+    if found.skipped:
+        say(f"skipping {found.skipped} empty text(s)")
+    for line in estimate.describe():
+        print(line)
     return EXIT_OK
 
 
@@ -182,99 +248,3 @@ def _explain(exc: DashScopeError, spec: InputSpec, output: Path) -> None:
             say(f"input {rows[0]} is {spec.path}:{line}")
     if partial_path(output).exists():
         say(f"{output} was not written; the rows embedded so far are in {partial_path(output)}")
-
-
-def _batch(args: argparse.Namespace, spec: InputSpec) -> int:
-    """``embed --batch``: create or resume a job, wait, export."""
-    rejected = [
-        name
-        for name, value, default in (
-            ("--text-type", args.text_type, "document"),
-            ("--output-type", args.output_type, "dense"),
-            ("--instruct", args.instruct, None),
-        )
-        if value not in (None, default)
-    ]
-    if rejected:
-        raise CliError(
-            f"{', '.join(rejected)} cannot be used with --batch: the Batch API embeds through the "
-            "OpenAI-compatible endpoint, which has no text_type/instruct/output_type and returns "
-            "dense document vectors. Drop the option(s), or embed in real time (without --batch)."
-        )
-    if not args.resume:
-        check_window(args.completion_window)  # before anything is uploaded or saved
-    state = args.state or args.output.with_name(args.output.name + ".batch.json")
-    vectors = (
-        args.output
-        if args.output.suffix.lower() == ".npy"
-        else args.output.with_name(args.output.name + ".batch.npy")
-    )
-    if state.exists() and not args.resume:
-        raise CliError(
-            f"{state} exists (a job already started): pass --resume to continue it, or delete "
-            "it to start over (batches already created keep running and billing)"
-        )
-    if args.resume and not state.exists():
-        raise CliError(f"nothing to resume: {state} does not exist (drop --resume to start a job)")
-    found = scan(spec)
-    client = make_client(args)
-    with client:
-        if args.resume:
-            job = BatchJob.resume(client, state)
-            st = job.state
-            for flag, given, kept in (
-                ("--model", args.model, st.model),
-                ("--dimension", args.dimension, st.dimension),
-            ):
-                if given is not None and given != kept:
-                    raise CliError(f"{state} is a job with {flag} {kept}; resume it with the same")
-            say(f"resuming batch job {job.job_id} from {state}")
-        else:
-            job = BatchJob.create(
-                client,
-                state,
-                vectors,
-                model=args.model or DEFAULT_TEXT_MODEL,
-                dimension=args.dimension,
-                max_lines_per_file=args.max_lines_per_file,
-                completion_window=args.completion_window,
-            )
-            say(f"started batch job {job.job_id}; state in {state}")
-        job.submit(text for _, text in iter_records(spec))
-        parts = len(job.state.parts)
-        if args.no_wait:
-            say(
-                f"submitted {found.rows} texts in {parts} batch(es). Collect the results later "
-                f"with the same command plus --resume (or `dashscope-embed batch status {state}`)"
-            )
-            return EXIT_OK
-        bar = make_bar(args.progress, found.rows)
-
-        def progress(status: BatchStatus) -> None:
-            if bar is not None:
-                bar.n = status.processed_rows
-                bar.refresh()
-
-        try:
-            report = job.wait(poll_interval=args.poll_interval, on_progress=progress)
-        except KeyboardInterrupt:
-            say(
-                f"interrupted: the batches keep running on the server. Continue with --resume, or "
-                f"`dashscope-embed batch status {state}` / `batch cancel {state}`"
-            )
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-    ids = None
-    if found.id_field:
-        ids = (row_id for row_id, _ in iter_records(spec, line_ids=found.id_field == "line"))
-    errors_path = export_batch(report, args.output, ids)
-    say(
-        f"batch job {report.job_id}: {report.succeeded} of {report.total_rows} rows embedded to "
-        f"{args.output} ({report.total_tokens} tokens at the Batch price)"
-    )
-    if errors_path is not None:
-        say(f"{report.failed_count} row(s) failed; see {errors_path} (code and message per row)")
-        return EXIT_FAILED_ROWS
-    return EXIT_OK

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["CliError", "InputSpec", "Scan", "iter_records", "line_of", "scan"]
+__all__ = ["CliError", "InputSpec", "Scan", "iter_records", "line_numbers", "line_of", "scan"]
 
 INPUT_FORMATS = (".txt", ".jsonl", ".csv")
 
@@ -64,20 +64,24 @@ class Scan:
 
 def _raw(spec: InputSpec) -> Iterator[tuple[int, str | None, object]]:
     """``(line number, id, text value)`` for every record, before checks (a CSV record's number
-    is the line it starts on)."""
+    is the line it starts on). Without ``--id-field`` a JSONL record's ``id`` is its id when it
+    has one; :func:`scan` then requires every record to have one."""
     kind = spec.kind
     if not spec.path.is_file():
         raise CliError(f"input file not found: {spec.path}")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    # newline="\n": a line ends at "\n" only (a lone "\r" is part of the text); CSV: the csv
-    # module reads "\r\n" and quoted newlines itself (newline="")
-    with open(spec.path, encoding="utf-8-sig", newline="" if kind == "csv" else "\n") as fh:
+    try:
+        fh = open(spec.path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:  # the input itself (unreadable): something for the user to fix
+        raise CliError(f"cannot read the input {spec.path}: {exc.strerror or exc}") from None
+    with fh:
+        lines = _decoded(spec, fh)
         if kind == "txt":
-            for number, line in enumerate(fh, start=1):
+            # a line ends at "\n" only (a lone "\r" is part of the text)
+            for number, line in lines:
                 yield number, None, _chomp(line)
         elif kind == "jsonl":
-            id_field = spec.id_field
-            for number, line in enumerate(fh, start=1):
+            for number, line in lines:
                 if not line.strip():
                     continue
                 try:
@@ -91,11 +95,25 @@ def _raw(spec: InputSpec) -> Iterator[tuple[int, str | None, object]]:
                         f"{spec.path}:{number}: no field {spec.field!r} "
                         f"(fields: {', '.join(map(str, doc)) or 'none'}); choose one with --field"
                     )
-                if id_field is None:
-                    id_field = "id" if "id" in doc else ""
+                id_field = spec.id_field or ("id" if "id" in doc else "")
                 yield number, _id(spec, number, doc, id_field), doc[spec.field]
         else:
-            yield from _csv_records(spec, fh)
+            yield from _csv_records(spec, (line for _, line in lines))
+
+
+def _decoded(spec: InputSpec, fh: IO[bytes]) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` per ``\n``-terminated line, decoded as UTF-8 one line at a time,
+    so invalid bytes are reported with their line (a UTF-8 BOM on line 1 is dropped)."""
+    for number, raw in enumerate(fh, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CliError(
+                f"{spec.path}:{number}: not valid UTF-8 (byte {exc.start + 1} of the line: "
+                f"{raw[exc.start : exc.start + 4]!r}); save the file as UTF-8"
+            ) from None
 
 
 def _chomp(line: str) -> str:
@@ -107,10 +125,11 @@ def _chomp(line: str) -> str:
     return line
 
 
-def _csv_records(spec: InputSpec, fh: IO[str]) -> Iterator[tuple[int, str | None, object]]:
+def _csv_records(spec: InputSpec, lines: Iterator[str]) -> Iterator[tuple[int, str | None, object]]:
     """CSV records, parsed strictly: a quote left open is an error naming its line, never a
-    field that swallows the rest of the file. Blank lines are skipped."""
-    reader = csv.reader(fh, strict=True)
+    field that swallows the rest of the file. Blank lines are skipped; a text or id column
+    named twice in the header is an error (which one would be meant?)."""
+    reader = csv.reader(lines, strict=True)
 
     def records() -> Iterator[tuple[int, list[str]]]:
         while True:
@@ -139,6 +158,12 @@ def _csv_records(spec: InputSpec, fh: IO[str]) -> Iterator[tuple[int, str | None
         id_field = "id" if "id" in header else ""
     if id_field and id_field not in header:
         raise CliError(f"{spec.path}: no id column {id_field!r}")
+    for name in dict.fromkeys((spec.field, id_field)):
+        if name and header.count(name) > 1:
+            raise CliError(
+                f"{spec.path}:1: the header names column {name!r} {header.count(name)} times; "
+                "rename the duplicates so the column to read is unambiguous"
+            )
     for number, record in rows:
         doc = dict(zip(header, record, strict=False))  # a short record lacks the last columns
         yield number, _id(spec, number, doc, id_field), doc.get(spec.field)
@@ -181,7 +206,16 @@ def scan(spec: InputSpec) -> Scan:
     """
     rows = skipped = 0
     has_ids = False
+    first: tuple[int, bool] | None = None  # (line, has an id) of the first record
     for number, row_id, value in _raw(spec):
+        if first is None:
+            first = (number, row_id is not None)
+        elif (row_id is not None) != first[1]:
+            with_id, without = (first[0], number) if first[1] else (number, first[0])
+            raise CliError(
+                f"{spec.path}:{without}: no 'id', but line {with_id} has one: give every "
+                "record an id, or none (ids must stay aligned with the rows)"
+            )
         if _text(spec, number, value) is None:
             skipped += 1
             continue
@@ -205,6 +239,24 @@ def iter_records(spec: InputSpec, *, line_ids: bool = False) -> Iterator[tuple[s
         if row_id is None and line_ids:
             row_id = str(number)
         yield row_id, text
+
+
+def line_numbers(spec: InputSpec, rows: set[int]) -> dict[int, int]:
+    """The file line of each of ``rows`` (skipped texts not counted), in one pass."""
+    out: dict[int, int] = {}
+    index = 0
+    if not rows:
+        return out
+    last = max(rows)
+    for number, _, value in _raw(spec):
+        if _text(spec, number, value) is None:
+            continue
+        if index in rows:
+            out[index] = number
+        if index >= last:
+            break
+        index += 1
+    return out
 
 
 def line_of(spec: InputSpec, row: int) -> int | None:

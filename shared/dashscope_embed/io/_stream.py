@@ -6,35 +6,38 @@ stay in the core) and is written before the next chunk is read. Memory is bounde
 size, not by the corpus: about ``chunk_size × dimension × 4`` bytes of vectors plus the JSON of
 the requests in flight.
 
-For a job you can wait on (hours) and pay half for, use the Batch API instead (:mod:`._batch`).
+A text the service rejects on its own (too long, moderation) fails only its row
+(:mod:`._isolate`); every row that was billed is written, even when the run stops.
+:func:`iter_embeddings` / :func:`aiter_embeddings` (re-exported from :mod:`._iter`) yield the
+chunks instead and raise on the first error.
+
+For a job you can wait on (hours) and pay half for, use the Batch API instead
+(:mod:`dashscope_embed.batch`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal
 
-from dashscope_embed._async_client import AsyncDashScopeClient
+import numpy as np
+
 from dashscope_embed._client import DashScopeClient
-from dashscope_embed._errors import (
-    APIConnectionError,
-    APIStatusError,
-    DashScopeError,
-    InvalidInputError,
-)
-from dashscope_embed._models import DEFAULT_TEXT_MODEL
+from dashscope_embed._errors import DashScopeError
+from dashscope_embed._models import DEFAULT_TEXT_MODEL, get_model
 from dashscope_embed._types import EmbeddingResult, OutputType, TextType, Usage
+from dashscope_embed.batch._files import BatchFailure
 
+from ._isolate import Chunk, embed_chunk
+from ._iter import DEFAULT_CHUNK_SIZE, aiter_embeddings, chunks, iter_embeddings, shift_error
 from ._sinks import Sink, open_sink, require
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "OnError",
     "StreamSummary",
     "aiter_embeddings",
     "embed_to_file",
@@ -43,159 +46,35 @@ __all__ = [
     "progress_bar",
 ]
 
-#: Rows per ``embed_texts`` call: large enough to keep every concurrent slot busy (16 × 10-row
-#: requests, many times over), small enough to keep memory flat (2048 × 1024 × 4 B = 8 MiB).
-DEFAULT_CHUNK_SIZE = 2048
 
-T = TypeVar("T")
-
-_INPUT_REF = re.compile(r"\binput (\d+)\b")
-
-
-def shift_error(exc: DashScopeError, start: int) -> DashScopeError:
-    """Move the positions an error names from its chunk to the whole input, in place.
-
-    ``embed_texts`` numbers inputs within the call; a stream calls it per chunk, so
-    ``index`` / ``input_indices`` / ``partial.rows`` (and the "input N" the message quotes) get
-    the chunk's first row added. The exception keeps its type, fields and traceback.
-    """
-    if start == 0:
-        return exc
-    if isinstance(exc, InvalidInputError) and exc.index is not None:
-        named = {exc.index}
-        exc.index += start
-        exc.args = (_renumber(str(exc), named, start), *exc.args[1:])
-    elif isinstance(exc, APIStatusError):
-        named = set(exc.input_indices)
-        exc.input_indices = tuple(i + start for i in exc.input_indices)
-        exc.message = _renumber(exc.message, named, start)
-        exc.args = (exc._describe(),)
-    elif isinstance(exc, APIConnectionError):
-        named = set(exc.input_indices)
-        exc.input_indices = tuple(i + start for i in exc.input_indices)
-        exc.args = (_renumber(str(exc), named, start), *exc.args[1:])
-    if exc.partial is not None:
-        rows = tuple(r + start for r in exc.partial.rows)
-        exc.partial = dataclasses.replace(exc.partial, rows=rows)
-    return exc
-
-
-def _renumber(message: str, named: set[int], start: int) -> str:
-    """``input N`` → ``input N+start`` for the positions the error names (and no other number)."""
-
-    def sub(match: re.Match[str]) -> str:
-        n = int(match.group(1))
-        return f"input {n + start}" if n in named else match.group(0)
-
-    return _INPUT_REF.sub(sub, message)
-
-
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    if size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {size}")
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
-def iter_embeddings(
-    client: DashScopeClient,
-    texts: Iterable[str],
-    *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    model: str = DEFAULT_TEXT_MODEL,
-    text_type: TextType | None = "document",
-    dimension: int | None = None,
-    output_type: OutputType = "dense",
-    instruct: str | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> Iterator[tuple[int, EmbeddingResult]]:
-    """Yield ``(start, result)`` per chunk: ``result`` holds rows ``start .. start+len-1``.
-
-    Args:
-        client: The sync client (batching, retries and concurrency happen inside it).
-        texts: Any iterable, read lazily (a generator over a file of millions of lines is fine).
-        chunk_size: Rows per ``embed_texts`` call (the memory bound).
-        on_progress: Called with the number of rows finished after each request.
-
-    Raises:
-        InvalidInputError: a bad text (its ``index`` is its position in the whole input).
-        APIStatusError: as ``embed_texts`` raises it, with ``input_indices`` (and
-            ``partial.rows``) positions in the whole input.
-    """
-    start = 0
-    for chunk in _chunks(texts, chunk_size):
-        try:
-            result = client.embed_texts(
-                chunk,
-                model=model,
-                text_type=text_type,
-                dimension=dimension,
-                output_type=output_type,
-                instruct=instruct,
-                on_progress=on_progress,
-            )
-        except DashScopeError as exc:
-            shift_error(exc, start)
-            raise
-        yield start, result
-        start += len(chunk)
-
-
-async def aiter_embeddings(
-    client: AsyncDashScopeClient,
-    texts: Iterable[str] | AsyncIterable[str],
-    *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    model: str = DEFAULT_TEXT_MODEL,
-    text_type: TextType | None = "document",
-    dimension: int | None = None,
-    output_type: OutputType = "dense",
-    instruct: str | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> AsyncIterator[tuple[int, EmbeddingResult]]:
-    """Async twin of :func:`iter_embeddings`; ``texts`` may also be an async iterable."""
-    start = 0
-    chunk: list[str] = []
-
-    async def flush(rows: list[str]) -> EmbeddingResult:
-        try:
-            return await client.embed_texts(
-                rows,
-                model=model,
-                text_type=text_type,
-                dimension=dimension,
-                output_type=output_type,
-                instruct=instruct,
-                on_progress=on_progress,
-            )
-        except DashScopeError as exc:
-            shift_error(exc, start)
-            raise
-
-    if isinstance(texts, AsyncIterable):
-        async for text in texts:
-            chunk.append(text)
-            if len(chunk) >= chunk_size:
-                yield start, await flush(chunk)
-                start, chunk = start + len(chunk), []
-        if chunk:
-            yield start, await flush(chunk)
-        return
-    for rows in _chunks(texts, chunk_size):
-        yield start, await flush(rows)
-        start += len(rows)
+#: What :func:`embed_to_file` does with a text the service rejects on its own.
+OnError = Literal["isolate", "raise"]
+_END = object()
 
 
 @dataclass(frozen=True)
 class StreamSummary:
-    """What a streaming run wrote."""
+    """What a streaming run wrote.
+
+    Attributes:
+        path: The output file.
+        rows: Rows written (with or without a vector).
+        dimension: Dense dimension (``None`` for sparse-only output).
+        usage: Usage of every request that succeeded.
+        model: The model.
+        failures: Rows without a vector (``on_error="isolate"``), with the service's reason.
+    """
 
     path: Path
     rows: int
     dimension: int | None
     usage: Usage
     model: str
+    failures: tuple[BatchFailure, ...] = ()
+
+    @property
+    def failed_count(self) -> int:
+        return sum(f.stop - f.start for f in self.failures)
 
 
 def progress_bar(total: int | None, *, desc: str = "embedding", unit: str = "text") -> Any:
@@ -225,6 +104,7 @@ def embed_to_file(
     dimension: int | None = None,
     output_type: OutputType = "dense",
     instruct: str | None = None,
+    on_error: OnError = "isolate",
 ) -> StreamSummary:
     """Embed ``texts`` into ``path`` (``.npy``, ``.jsonl`` or ``.parquet``, by suffix).
 
@@ -232,60 +112,101 @@ def embed_to_file(
         texts: Iterable of texts, read chunk by chunk.
         path: Output file. ``.npy`` holds float32 dense rows (with ``<stem>.ids.jsonl`` beside it
             when ``ids`` are given); ``.jsonl`` one object per row; ``.parquet`` needs pyarrow.
-        ids: Optional row ids, consumed in step with ``texts``.
-        n: Row count if known (sizes the progress bar; ``len(texts)`` is used when available).
+        ids: Optional row ids, one per text (checked before each chunk is sent).
+        n: Row count if known (sizes the progress bar and the ``.npy``; more texts than ``n``
+            stop the run before the extra chunk is sent; ``len(texts)`` is used when available).
         progress: ``True`` for a tqdm bar on stderr, or a callback taking rows finished.
+        on_error: ``"isolate"`` (default): a text the service rejects on its own (too long,
+            empty, moderation) fails only its row — NaN in ``.npy``, an ``error`` in
+            ``.jsonl``/``.parquet``, listed in :attr:`StreamSummary.failures` — and the run
+            goes on. ``"raise"``: the first such text stops the run.
 
     The output is written to ``<path>.partial`` and moved onto ``path`` only once every row is
-    in. If the run fails, ``path`` is left as it was and ``<path>.partial`` keeps the rows
-    written so far (in a ``.npy`` every row not written is NaN).
+    in. If the run stops on an error, ``path`` is left as it was and ``<path>.partial`` keeps
+    every row embedded so far, including those of the chunk that failed (they were billed);
+    rows without a vector are NaN (``.npy``) or carry an ``error``.
 
     Returns:
-        A :class:`StreamSummary` (rows written, dimension, usage).
+        A :class:`StreamSummary` (rows written, dimension, usage, failures).
 
     Raises:
-        ValueError: an unsupported suffix, sparse output to ``.npy``, or ``n`` rows expected
-            and another count read.
+        ValueError: an unsupported suffix, sparse output to ``.npy``, ids that do not match
+            the texts one to one, or ``n`` rows expected and another count read.
         ImportError: a missing optional dependency (tqdm, pyarrow), naming the pip command.
     """
     if n is None and isinstance(texts, Sized):
         n = len(texts)
-    bar = progress_bar(n) if progress is True else None
-    callback = bar.update if bar is not None else (progress or None)
+    if ids is not None and isinstance(ids, Sized) and n is not None and len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} texts: give exactly one id per text")
     sparse = output_type != "dense"
     if Path(path).suffix.lower() == ".npy" and sparse:
         raise ValueError(".npy holds dense vectors only; write sparse output to .jsonl/.parquet")
-    id_iter = iter(ids) if ids is not None else None
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    bar = progress_bar(n) if progress is True else None
+    callback = bar.update if bar is not None else (progress or None)
+    dense_dim = None if output_type == "sparse" else dimension or get_model(model).default_dimension
+    rows_in = _at_most(texts, n) if n is not None else iter(texts)
+    pairs = _paired(rows_in, ids)
     sink: Sink | None = None
     usage = Usage()
-    rows, dim = 0, None
-    try:
-        for _, result in iter_embeddings(
-            client,
-            texts,
-            chunk_size=chunk_size,
-            model=model,
-            text_type=text_type,
-            dimension=dimension,
-            output_type=output_type,
-            instruct=instruct,
-            on_progress=callback if callable(callback) else None,
-        ):
-            chunk_ids = [str(next(id_iter)) for _ in range(len(result))] if id_iter else None
-            if sink is None:
-                dim = result.dimension if output_type != "sparse" else None
-                sink = open_sink(path, dim=dim, rows=n, sparse=sparse, with_ids=id_iter is not None)
-            dense = result.embeddings if output_type != "sparse" else None
-            sink.write(chunk_ids, dense, result.sparse)
-            usage = usage + result.usage
-            rows += len(result)
-        if sink is None:  # no texts: still leave a valid, empty file
-            dim = dimension if output_type != "sparse" else None
-            if Path(path).suffix.lower() == ".npy" and not dim:
-                from dashscope_embed._models import get_model
+    failures: list[BatchFailure] = []
+    rows, dim = 0, dense_dim
 
-                dim = get_model(model).default_dimension
-            sink = open_sink(path, dim=dim, rows=0, sparse=sparse, with_ids=id_iter is not None)
+    def embed(chunk: list[str]) -> Callable[[list[int]], EmbeddingResult]:
+        def call(positions: list[int]) -> EmbeddingResult:
+            return client.embed_texts(
+                [chunk[p] for p in positions],
+                model=model,
+                text_type=text_type,
+                dimension=dimension,
+                output_type=output_type,
+                instruct=instruct,
+                on_progress=callback if callable(callback) else None,
+            )
+
+        return call
+
+    def write(chunk_ids: list[str] | None, done: Chunk) -> None:
+        nonlocal sink, dim
+        if done.dense is not None:
+            dim = done.dense.shape[1]
+        if sink is None:
+            sink = open_sink(path, dim=dim, rows=n, sparse=sparse, with_ids=ids is not None)
+        dense = done.dense if dim is not None else None
+        if dense is None and dim is not None:
+            dense = np.full((done.size, dim), np.nan, dtype=np.float32)
+        errors = done.errors if any(e is not None for e in done.errors) else None
+        sink.write(chunk_ids, dense, done.sparse if sparse else None, errors)
+
+    try:
+        for batch in chunks(pairs, chunk_size):
+            chunk = [t for t, _ in batch]
+            chunk_ids = [str(i) for _, i in batch] if ids is not None else None
+            done = Chunk(len(chunk))
+            try:
+                if on_error == "raise":
+                    try:
+                        done.store(range(len(chunk)), embed(chunk)(list(range(len(chunk)))))
+                    except DashScopeError as exc:
+                        if exc.partial is not None:
+                            done.store(exc.partial.rows, exc.partial.result)
+                        raise
+                else:
+                    embed_chunk(embed(chunk), done)
+            except DashScopeError as exc:
+                shift_error(exc, rows)
+                for pos in set(range(done.size)) - done.done:
+                    if done.errors[pos] is None:
+                        done.errors[pos] = f"not_embedded: the run stopped ({type(exc).__name__})"
+                write(chunk_ids, done)
+                raise
+            write(chunk_ids, done)
+            failures.extend(done.failures(rows))
+            usage = usage + done.usage
+            rows += len(chunk)
+        if sink is None:  # no texts: still leave a valid, empty file (with its vector column)
+            sink = open_sink(path, dim=dim, rows=0, sparse=sparse, with_ids=ids is not None)
         if n is not None and rows != n:
             raise ValueError(f"expected {n} rows (n=...), the input had {rows}")
     except BaseException:
@@ -297,7 +218,33 @@ def embed_to_file(
     finally:
         if bar is not None:
             bar.close()
-    return StreamSummary(Path(path), rows, dim, usage, model)
+    return StreamSummary(Path(path), rows, dim, usage, model, tuple(failures))
+
+
+def _at_most(texts: Iterable[str], n: int) -> Iterator[str]:
+    """``texts``, refusing an ``n+1``-th one (before the chunk that holds it is sent)."""
+    for row, text in enumerate(texts):
+        if row >= n:
+            raise ValueError(f"the input has more than the n={n} rows given; nothing past row {n}")
+        yield text
+
+
+def _paired(texts: Iterator[str], ids: Iterable[str] | None) -> Iterator[tuple[str, object]]:
+    """``(text, id)`` pairs; ids that run out first (or outlast the texts) are an error, raised
+    while the chunk is read, before it is sent."""
+    if ids is None:
+        yield from ((t, None) for t in texts)
+        return
+    id_iter = iter(ids)
+    count = 0
+    for text in texts:
+        row_id = next(id_iter, _END)
+        if row_id is _END:
+            raise ValueError(f"ids ran out at row {count}: give exactly one id per text")
+        yield text, row_id
+        count += 1
+    if next(id_iter, _END) is not _END:
+        raise ValueError(f"more ids than the {count} texts: give exactly one id per text")
 
 
 def embed_to_npy(
@@ -312,8 +259,12 @@ def embed_to_npy(
     text_type: TextType | None = "document",
     dimension: int | None = None,
     instruct: str | None = None,
+    on_error: OnError = "isolate",
 ) -> StreamSummary:
     """Embed ``texts`` into a float32 ``.npy`` of shape ``(rows, dim)`` with bounded memory.
+
+    Rows the service rejects on their own are NaN and listed in ``failures`` (see
+    :func:`embed_to_file` for ``on_error``).
 
     ``np.load(path, mmap_mode="r")`` reads it back without loading it whole.
 
@@ -335,4 +286,5 @@ def embed_to_npy(
         text_type=text_type,
         dimension=dimension,
         instruct=instruct,
+        on_error=on_error,
     )

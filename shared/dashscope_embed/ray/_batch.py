@@ -4,13 +4,13 @@
 ``pandas.DataFrame`` (``"pandas"``) or a ``dict`` of numpy arrays (``"numpy"``, the default);
 the embedder answers in the same format:
 
-=============  ============================  ===================================  ==============
-format         vector column                 sparse column                        failed row
-=============  ============================  ===================================  ==============
-pyarrow        ``list<float32>``             ``struct<indices, values>``          null
-numpy          ``float32`` array (n, dim)    object array of ``{indices, values}`` NaN row / None
-pandas         one ``float32`` array a row   ``{indices, values}`` dicts          NaN row / None
-=============  ============================  ===================================  ==============
+========  =================================  =====================================  ==============
+format    vector column                      sparse column                          failed row
+========  =================================  =====================================  ==============
+pyarrow   ``fixed_size_list<float32>[dim]``  ``struct<indices, values>``            null
+numpy     ``float32`` array (n, dim)         object array of ``{indices, values}``  NaN row / None
+pandas    one ``float32`` array a row        ``{indices, values}`` dicts            NaN row / None
+========  =================================  =====================================  ==============
 
 The error column is a string column, null (``None``) where the row has its vectors.
 """
@@ -89,11 +89,11 @@ def _sparse_rows(rows: list[SparseVector | None]) -> list[dict[str, list[Any]] |
 
 
 def _arrow_vectors(dense: npt.NDArray[np.float32], failed: npt.NDArray[np.bool_]) -> pa.Array:
+    """``fixed_size_list<float>[dim]``, null where ``failed``: the type the core's Parquet sink
+    writes, so vectors from either path read back (and concatenate) alike."""
     dim = dense.shape[1]
-    lengths = np.where(failed, 0, dim).astype(np.int32)
-    offsets = np.concatenate([np.zeros(1, dtype=np.int32), np.cumsum(lengths, dtype=np.int32)])
-    values = pa.array(np.ascontiguousarray(dense[~failed]).reshape(-1), type=pa.float32())
-    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=pa.array(failed))
+    values = pa.array(np.ascontiguousarray(dense).reshape(-1), type=pa.float32())
+    return pa.FixedSizeListArray.from_arrays(values, dim, mask=pa.array(failed))
 
 
 def write_columns(

@@ -14,6 +14,7 @@ fix finishes the job without paying twice for a row, and without duplicate ids.
 from __future__ import annotations
 
 import functools
+import glob
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +72,26 @@ class EmbedFilesReport:
 
 def _absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
+
+
+def _expand(paths: Sequence[str]) -> list[str]:
+    """Local globs (``dir/*.jsonl``, the README's form) expanded to the files they match, in
+    sorted order; Ray Data's readers take files and directories, not patterns. Remote URIs
+    (``s3://``…) pass through for Ray to resolve.
+
+    Raises:
+        FileNotFoundError: a local pattern that matches nothing (named).
+    """
+    out: list[str] = []
+    for path in paths:
+        if "://" in path or not glob.has_magic(path):
+            out.append(path)
+            continue
+        found = sorted(glob.glob(path, recursive=True))
+        if not found:
+            raise FileNotFoundError(f"no file matches {path!r}")
+        out.extend(found)
+    return out
 
 
 def _guess_format(paths: Sequence[str]) -> SourceFormat:
@@ -185,7 +206,7 @@ def embed_files(
         num_cpus: CPUs reserved per worker (embedding waits on the network: keep it small).
         on_error: ``"column"`` (default) writes failed rows under ``embed_status=failed``;
             ``"raise"`` stops the job at the first failed row.
-        vector_column: Dense vector column (``list<float32>``).
+        vector_column: Dense vector column (``fixed_size_list<float32>[dim]``).
         sparse_column: Sparse vector column (``output_type`` with sparse).
         error_column: Why a row failed (null for rows with vectors).
         model: Model id.
@@ -215,7 +236,7 @@ def embed_files(
     validate_text_options(options, get_model(model), region=None)
     if quota is not None and (rpm is not None or tpm is not None):
         raise ValueError("pass rpm/tpm to the SharedQuota you give, not to embed_files")
-    paths = [_absolute(p) for p in ([source] if isinstance(source, str) else source)]
+    paths = _expand([_absolute(p) for p in ([source] if isinstance(source, str) else source)])
     fmt = source_format or _guess_format(paths)
     root = _absolute(output).rstrip("/")
     vectors_path, failed_path = f"{root}/{STATUS_COLUMN}=ok", f"{root}/{STATUS_COLUMN}=failed"
