@@ -34,12 +34,12 @@ def test_dry_run_sends_nothing_and_its_estimate_is_within_ten_percent(
     assert not (env / "o.npy").exists()
     out = capsys.readouterr().out
     assert "dry run: nothing was sent. 200 rows for text-embedding-v4" in out
-    assert "real time: 20 requests" in out
+    assert "real time: 1 requests" in out  # 5 distinct texts: each sent once
     assert "batch:     20 request lines in 1 input file(s)" in out
     assert "estimated price, real time: CNY" in out
     assert "estimated price, batch (half price): CNY" in out
     assert f"list price as of {PRICES_AS_OF}, verify: https://" in out
-    estimated = int(out.split("estimated tokens: ")[1].split()[0])
+    estimated = int(out.split("estimated tokens: ")[1].split()[0])  # the real-time figure
     assert (
         cli.main(["embed", "in.txt", "-o", "o.npy", "--no-progress", "--base-url", server.url]) == 0
     )
@@ -50,11 +50,14 @@ def test_dry_run_sends_nothing_and_its_estimate_is_within_ten_percent(
 def test_estimate_cost_checks_rows_like_a_real_run(tmp_path: Path) -> None:
     """The Python equivalent: batch is half the real-time price; an empty row is refused with
     its index, like a real run, and a row over the token limit is reported as one that fails."""
-    est = estimate_cost(TEXTS[:10], model="text-embedding-v4")
+    distinct = [f"{text} ({i})" for i, text in enumerate(TEXTS[:10])]
+    est = estimate_cost(distinct, model="text-embedding-v4")
     assert (est.rows, est.realtime_requests, est.batch_lines, est.batch_files) == (10, 1, 1, 1)
     assert est.realtime_cost is not None
     assert est.batch_cost is not None
     assert est.batch_cost == pytest.approx(est.realtime_cost / 2)
+    repeated = estimate_cost(TEXTS[:10])  # 5 texts twice: real time sends each once
+    assert repeated.realtime_billed * 2 == repeated.tokens
     assert est.realtime_cost == pytest.approx(est.tokens / 1e6 * 0.5)  # CNY 0.0005 / 1K
     with pytest.raises(InvalidInputError) as info:
         estimate_cost(["fine", "   "])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from dashscope_embed._models import DEFAULT_TEXT_MODEL, get_model
 from dashscope_embed._prices import PRICE_SOURCE, PRICES_AS_OF, Price, price_for
+from dashscope_embed.io._iter import DEFAULT_CHUNK_SIZE
 from dashscope_embed.text._options import TextOptions, validate_text_options
 
 from ._files import MAX_FILE_BYTES, MAX_LINES_PER_FILE
@@ -45,8 +46,9 @@ class CostEstimate:
         model: The model.
         region: The region priced (``None``: Beijing, the default host).
         rows: Input rows (every one checked).
-        tokens: Estimated tokens of the rows a real run would embed.
-        realtime_requests: Requests of a real-time run.
+        tokens: Estimated tokens of the rows a Batch job would embed (every row is a line).
+        realtime_requests: Requests of a real-time run (each distinct text of a stream chunk
+            is sent once).
         batch_lines: Request lines of a Batch job (``rows_per_line`` rows each).
         batch_files: Input files of a Batch job (≤ 50,000 lines and ≤ 500 MB each).
         too_long: Rows whose estimate passes the model's token limit (a real run fails them).
@@ -65,10 +67,16 @@ class CostEstimate:
     too_long: tuple[int, ...]
     price: Price | None
     known_model: bool = True
+    realtime_tokens: int | None = None
+
+    @property
+    def realtime_billed(self) -> int:
+        """Estimated tokens of a real-time run (repeated texts of a chunk are billed once)."""
+        return self.tokens if self.realtime_tokens is None else self.realtime_tokens
 
     @property
     def realtime_cost(self) -> float | None:
-        return None if self.price is None else self.tokens / 1e6 * self.price.realtime
+        return None if self.price is None else self.realtime_billed / 1e6 * self.price.realtime
 
     @property
     def batch_cost(self) -> float | None:
@@ -82,7 +90,9 @@ class CostEstimate:
             f"dry run: nothing was sent. {self.rows} rows for {self.model}",
             f"  real time: {self.realtime_requests} requests",
             f"  batch:     {self.batch_lines} request lines in {self.batch_files} input file(s)",
-            f"  estimated tokens: {self.tokens} (an estimate: the service counts the real ones)",
+            f"  estimated tokens: {self.realtime_billed} real time, {self.tokens} batch "
+            "(an estimate: the service counts the real ones; real time sends a text repeated "
+            "within a chunk once)",
         ]
         if not self.known_model:
             out.append(
@@ -133,6 +143,7 @@ def estimate_cost(
     region: str | None = None,
     rows_per_request: int | None = None,
     max_lines_per_file: int = MAX_LINES_PER_FILE,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> CostEstimate:
     """Check every text and estimate a run's requests, tokens and price; sends nothing.
 
@@ -143,6 +154,7 @@ def estimate_cost(
         region: The region to price (``None``: Beijing).
         rows_per_request: Rows per request / per Batch line (default: the model's limit).
         max_lines_per_file: Lines per Batch input file.
+        chunk_size: Rows per real-time call (what the stream hands the client at once).
 
     Raises:
         InvalidInputError: a bad option, a non-string or an empty text (naming its index), as a
@@ -155,6 +167,13 @@ def estimate_cost(
     file_lines = file_bytes = 0
     line_rows = line_bytes = 0
     too_long: list[int] = []
+    seen: set[str] = set()  # distinct texts of the current real-time chunk
+    rt_tokens = rt_requests = 0
+
+    def close_chunk() -> None:
+        nonlocal rt_requests
+        rt_requests += math.ceil(len(seen) / size)
+        seen.clear()
 
     def close_line() -> None:
         nonlocal lines, files, file_lines, file_bytes, line_rows, line_bytes
@@ -180,21 +199,28 @@ def estimate_cost(
             too_long.append(row)
         else:
             tokens += count
+            if text not in seen:
+                rt_tokens += count
+        seen.add(text)
         rows += 1
         line_rows += 1
         line_bytes += len(text.encode("utf-8")) + 4
         if line_rows == size:
             close_line()
+        if (row + 1) % chunk_size == 0:
+            close_chunk()
     close_line()
+    close_chunk()
     return CostEstimate(
         model=model,
         region=region,
         rows=rows,
         tokens=tokens,
-        realtime_requests=math.ceil(rows / size) if rows else 0,
+        realtime_requests=rt_requests,
         batch_lines=lines,
         batch_files=files,
         too_long=tuple(too_long),
         price=price_for(model, region),
         known_model=spec.known,
+        realtime_tokens=rt_tokens,
     )
