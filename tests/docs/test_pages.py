@@ -65,7 +65,15 @@ def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
             yield server
         finally:
             _stop_ray()
+            _forget_chroma()
             restore()
+
+
+def _forget_chroma() -> None:
+    """Chroma keeps one in-memory system per process: a page's must not leak into later tests."""
+    module = sys.modules.get("chromadb.api.shared_system_client")
+    if module is not None:
+        module.SharedSystemClient.clear_system_cache()
 
 
 def _stop_ray() -> None:
