@@ -310,18 +310,16 @@ def suggest_model(name: str, kind: Kind | None = None) -> str | None:
     if name in MODELS:
         return None
     wanted = name.strip().lower()
-    close = [
-        spec.name
-        for spec in MODELS.values()
-        if (kind is None or spec.kind == kind) and _within_one_edit(wanted, spec.name.lower())
-    ]
+    names = [spec.name for spec in MODELS.values() if kind is None or spec.kind == kind]
+    for candidate in names:
+        if candidate.lower() == wanted:  # only case or surrounding blanks differ
+            return candidate
+    close = [candidate for candidate in names if _within_one_edit(wanted, candidate.lower())]
     return close[0] if len(close) == 1 else None
 
 
 def _within_one_edit(a: str, b: str) -> bool:
     """Whether ``a`` becomes ``b`` by at most one insertion, deletion, substitution or swap."""
-    if a == b:
-        return True
     if abs(len(a) - len(b)) > 1:
         return False
     if len(a) > len(b):

@@ -7,6 +7,7 @@ float-heavy embedding bodies) and with the standard library otherwise.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import re
@@ -303,10 +304,14 @@ class ErrorBody:
 
 
 def parse_error_body(body: bytes, headers: Mapping[str, str]) -> ErrorBody:
-    """Read ``{code, message, request_id}`` or ``{"error": {...}}``; tolerate non-JSON bodies."""
+    """Read ``{code, message, request_id}`` or ``{"error": {...}}``; tolerate non-JSON bodies.
+
+    A body that is not a JSON object (empty, HTML, text, not UTF-8) gives code ``"Unknown"`` and
+    its first 500 characters (``"(empty body)"`` when there are none) as the message.
+    """
     header_id = headers.get("x-request-id") or headers.get("X-Request-ID")
     try:
-        doc = loads(body) if body else {}
+        doc = loads(body)
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
@@ -342,6 +347,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are GMT, never the machine's local time
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -356,7 +363,7 @@ _THROTTLE_HINT = "throttled by the account's RPM/TPM quota; lower max_concurrenc
 
 
 _MODEL_MISSING_RE = re.compile(r"model (?:does )?not exist|model can ?not be found", re.IGNORECASE)
-_MODEL_MISSING_CODES = ("ModelNotFound", "ModelNotExist")
+_MODEL_MISSING_CODES = ("ModelNotFound",)
 
 
 def model_hint(error: ErrorBody, model: str | None) -> str:
