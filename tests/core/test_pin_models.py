@@ -282,17 +282,20 @@ def test_unknown_text_model_stand_in() -> None:
     )
     assert spec.max_dimension == 1024
     assert get_model("my-finetune", kind="text") == spec
-    assert ModelSpec(
-        "unknown",
-        "text",
-        10,
-        2048,
-        (),
-        1024,
-        supports_sparse=True,
-        supports_instruct=True,
-        known=False,
-    ) == UNKNOWN_TEXT_MODEL
+    assert (
+        ModelSpec(
+            "unknown",
+            "text",
+            10,
+            2048,
+            (),
+            1024,
+            supports_sparse=True,
+            supports_instruct=True,
+            known=False,
+        )
+        == UNKNOWN_TEXT_MODEL
+    )
 
 
 def test_unknown_multimodal_model_stand_in() -> None:
