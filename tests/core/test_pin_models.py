@@ -450,6 +450,8 @@ def test_suggest_model_considers_every_kind_by_default() -> None:
         ("aab", "aba", True),
         ("abca", "acba", True),
         ("abcx", "acbz", False),
+        ("abcd", "baxd", False),
+        ("abcd", "xbcd", True),
     ],
 )
 def test_one_edit_distance(a: str, b: str, close: bool) -> None:

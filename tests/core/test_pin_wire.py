@@ -384,3 +384,45 @@ def test_json_of_the_wrong_shape_is_a_protocol_error_but_not_not_json(
         parse_text_response(data, rows=1, want_dense=True, want_sparse=False)
     assert type(info.value) is ProtocolError
     assert str(info.value) == f"unexpected response body: {data[:200]!r}"
+
+
+def test_only_the_first_200_bytes_of_a_wrongly_shaped_body_are_quoted(backend: str) -> None:
+    """The ProtocolError for JSON of the wrong shape quotes at most 200 bytes of the body."""
+    data = json.dumps({"unexpected": "x" * 500}).encode()
+    with pytest.raises(ProtocolError) as info:
+        parse_text_response(data, rows=1, want_dense=True, want_sparse=False)
+    assert str(info.value) == f"unexpected response body: {data[:200]!r}"
+
+
+@pytest.mark.parametrize(
+    ("indices", "bad"),
+    [([0, 2], 2), ([-1, 0], -1), ([1, 1], 1), ([0, 1.0], 1.0), ([0, None], None)],
+    ids=["equal to rows", "negative", "duplicate", "float", "null"],
+)
+def test_text_index_must_be_an_int_in_range_once(
+    backend: str, indices: list[Any], bad: Any
+) -> None:
+    """A text_index equal to the row count, negative, repeated or not an int names itself."""
+    items = [{"embedding": [1.0], "text_index": i} for i in indices]
+    with pytest.raises(ProtocolError) as info:
+        parse_text_response(body(items), rows=2, want_dense=True, want_sparse=False)
+    assert str(info.value) == f"bad or duplicate text_index {bad!r}"
+
+
+def test_text_index_wins_over_index(backend: str) -> None:
+    """When both are present text_index places the row; index is only the fallback."""
+    items = [
+        {"embedding": [1.0], "text_index": 1, "index": 0},
+        {"embedding": [2.0], "text_index": 0, "index": 1},
+    ]
+    res = parse_text_response(body(items), rows=2, want_dense=True, want_sparse=False)
+    assert res.dense is not None
+    assert res.dense.tolist() == [[2.0], [1.0]]
+
+
+def test_row_count_mismatch_names_both_counts(backend: str) -> None:
+    """Too many or too few items: 'expected N embeddings, got M'."""
+    items = [{"embedding": [1.0], "text_index": i} for i in range(3)]
+    with pytest.raises(ProtocolError) as info:
+        parse_text_response(body(items), rows=2, want_dense=True, want_sparse=False)
+    assert str(info.value) == "expected 2 embeddings, got 3"
