@@ -289,7 +289,9 @@ def _dense_from_tape(items: Any, order: list[int]) -> npt.NDArray[np.float32]:
 def _tape_row(item: Any) -> npt.NDArray[np.float64]:
     array = item["embedding"]
     values = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
-    if values.size != len(array):  # as_buffer flattens nested arrays: that is not a vector
+    # as_buffer flattens nested arrays: a count that changed, or (cheap, not a scan) a first
+    # element that is an array, like [[0.1], [0.2]] whose count does not change, is no vector
+    if values.size != len(array) or (values.size and isinstance(array[0], _simdjson.Array)):
         raise ValueError("an 'embedding' holds nested arrays")
     return values
 

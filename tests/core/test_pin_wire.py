@@ -426,3 +426,52 @@ def test_row_count_mismatch_names_both_counts(backend: str) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_text_response(body(items), rows=2, want_dense=True, want_sparse=False)
     assert str(info.value) == "expected 2 embeddings, got 3"
+
+
+BAD_DENSE = {
+    "ragged": [{"embedding": [1.0, 2.0], "text_index": 0}, {"embedding": [1.0], "text_index": 1}],
+    "missing": [{"embedding": [1.0], "text_index": 0}, {"text_index": 1}],
+    "null": [{"embedding": [1.0], "text_index": 0}, {"embedding": [None], "text_index": 1}],
+    "nested": [{"embedding": [[1.0]], "text_index": 0}, {"embedding": [[2.0]], "text_index": 1}],
+}
+
+
+@pytest.mark.parametrize("case", BAD_DENSE, ids=list(BAD_DENSE))
+def test_bad_dense_vectors_have_one_exact_message(backend: str, case: str) -> None:
+    """Ragged, missing, null or nested vectors: exactly "missing or ragged 'embedding' arrays"."""
+    with pytest.raises(ProtocolError) as info:
+        parse_text_response(body(BAD_DENSE[case]), rows=2, want_dense=True, want_sparse=False)
+    assert type(info.value) is ProtocolError
+    assert str(info.value) == "missing or ragged 'embedding' arrays"
+    assert info.value.__cause__ is not None
+
+
+def test_tape_reader_reasons() -> None:
+    """pysimdjson rows: different lengths and nested arrays are refused with their reason."""
+    import simdjson
+
+    def items(doc: Any) -> Any:
+        return simdjson.Parser().parse(json.dumps(doc).encode())
+
+    ragged = items([{"embedding": [1.0, 2.0]}, {"embedding": [3.0]}])
+    with pytest.raises(ValueError, match=r"^embeddings of different lengths$"):
+        _wire._dense_from_tape(ragged, [0, 1])
+    for doc in ([{"embedding": [[1.0, 2.0]]}], [{"embedding": [[1.0], [2.0]]}]):
+        with pytest.raises(ValueError, match=r"^an 'embedding' holds nested arrays$"):
+            _wire._dense_from_tape(items(doc), [0])
+    rows = items([{"embedding": [1, 2.5]}, {"embedding": [3, -4]}])
+    dense = _wire._dense_from_tape(rows, [1, 0])
+    assert (dense.dtype, dense.tolist()) == (np.float32, [[3.0, -4.0], [1.0, 2.5]])
+    empty = _wire._dense_from_tape(rows, [])
+    assert (empty.shape, empty.dtype) == ((0, 0), np.float32)
+    assert _wire._tape_row(rows[0]).tolist() == [1.0, 2.5]
+
+
+def test_dense_reasons_from_lists() -> None:
+    """Decoded lists: nested vectors and nulls are refused with their exact reason."""
+    with pytest.raises(ValueError, match=r"^embeddings are not a list of equal-length vectors$"):
+        dense_from_lists([{"embedding": [[1.0]]}, {"embedding": [[2.0]]}], [0, 1])
+    with pytest.raises(ValueError, match=r"^an 'embedding' holds null or NaN$"):
+        dense_from_lists([{"embedding": [1.0, None]}], [0])
+    empty = dense_from_lists([], [])
+    assert (empty.shape, empty.dtype) == ((0, 0), np.float32)
