@@ -156,15 +156,20 @@ def test_status_and_code_map_to_exactly_one_class(case: str) -> None:
 def test_batch_size_error_reads_the_limit_with_every_digit() -> None:
     """The server's batch-size answer yields a BatchSizeError whose limit is the whole number."""
     for limit in (6, 10, 25, 120):
-        err = mapped(
+        message = (
+            "<400> InternalError.Algo.InvalidParameter: Value error, batch size is invalid, it "
+            f"should not be larger than {limit}.: input.contents"
+        )
+        err = mapped(400, "InvalidParameter", message, input_indices=[0, 1])
+        assert type(err) is BatchSizeError
+        assert (err.limit, err.message, err.status, err.code) == (
+            limit,
+            message,
             400,
             "InvalidParameter",
-            "<400> InternalError.Algo.InvalidParameter: Value error, batch size is invalid, it "
-            f"should not be larger than {limit}.: input.contents",
         )
-        assert type(err) is BatchSizeError
-        assert err.limit == limit
-        assert err.hint == ""
+        assert (err.request_id, err.input_indices, err.hint) == ("rid-9", (0, 1), "")
+        assert str(err) == f"HTTP 400 InvalidParameter: {message} (inputs 0, 1) [request_id=rid-9]"
 
 
 def test_rate_limit_error_carries_retry_after_and_the_quota_hint() -> None:
@@ -271,6 +276,8 @@ def test_input_list_is_cut_after_twenty_positions() -> None:
     """At most 20 input positions are listed; an ellipsis marks more, none for exactly 20."""
     twenty = APIStatusError("m", status=400, input_indices=range(20))
     assert str(twenty) == f"HTTP 400: m (inputs {', '.join(str(i) for i in range(20))})"
+    twenty_one = APIStatusError("m", status=400, input_indices=range(21))
+    assert str(twenty_one) == f"HTTP 400: m (inputs {', '.join(str(i) for i in range(20))}…)"
     many = APIStatusError("m", status=400, input_indices=range(25))
     assert str(many) == f"HTTP 400: m (inputs {', '.join(str(i) for i in range(20))}…)"
     assert many.input_indices == tuple(range(25))

@@ -475,3 +475,31 @@ def test_dense_reasons_from_lists() -> None:
         dense_from_lists([{"embedding": [1.0, None]}], [0])
     empty = dense_from_lists([], [])
     assert (empty.shape, empty.dtype) == ((0, 0), np.float32)
+
+
+def test_simdjson_backend_reads_dense_rows_from_the_tape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With pysimdjson, dense rows come from its tape: the list path is never taken."""
+
+    def refuse(items: Any, order: list[int]) -> Any:
+        raise AssertionError("dense_from_lists used on the simdjson path")
+
+    monkeypatch.setattr(_wire, "dense_from_lists", refuse)
+    items = [{"embedding": [0.5, 1.5], "text_index": 0}]
+    with use_json_backend("simdjson"):
+        res = parse_text_response(body(items), rows=1, want_dense=True, want_sparse=False)
+    assert res.dense is not None
+    assert res.dense.tolist() == [[0.5, 1.5]]
+    with use_json_backend("orjson"), pytest.raises(AssertionError, match="dense_from_lists used"):
+        parse_text_response(body(items), rows=1, want_dense=True, want_sparse=False)
+
+
+def test_the_simdjson_parser_is_reused_between_calls() -> None:
+    """A thread keeps one pysimdjson parser while no document of it is still referenced."""
+    items = [{"embedding": [0.5], "text_index": 0}]
+    with use_json_backend("simdjson"):
+        parse_text_response(body(items), rows=1, want_dense=True, want_sparse=False)
+        first = _wire._parsers.parser
+        res = parse_text_response(body(items), rows=1, want_dense=True, want_sparse=False)
+        assert _wire._parsers.parser is first
+    assert res.dense is not None
+    assert res.dense.tolist() == [[0.5]]
