@@ -364,7 +364,9 @@ _REGION_HINT = (
 _THROTTLE_HINT = "throttled by the account's RPM/TPM quota; lower max_concurrency or set rpm/tpm."
 
 
-_MODEL_MISSING_RE = re.compile(r"model (?:does )?not exist|model can ?not be found", re.IGNORECASE)
+_MODEL_MISSING_RE = re.compile(  # the answers of §2.6 of the API notes for an unknown model
+    r"model (?:does )?not exist|model can ?not be found|model name is invalid", re.IGNORECASE
+)
 _MODEL_MISSING_CODES = ("ModelNotFound",)
 
 

@@ -223,6 +223,13 @@ def test_model_not_found_404_gets_the_hint_too() -> None:
     assert by_code.hint == "did you mean qwen3-vl-embedding?"
     by_message = mapped(404, "NotFound", "model cannot be found", model="Text-Embedding-V4")
     assert by_message.hint == "did you mean text-embedding-v4?"
+    invalid = mapped(
+        400,
+        "InvalidParameter",
+        "The model name is invalid. Supported models: text-embedding-v4, text-embedding-v3.",
+        model="text-embeding-v3",
+    )
+    assert invalid.hint == "did you mean text-embedding-v3?"
     does_not = mapped(
         400, "InvalidParameter", "The model does not exist", model="text-embedding-v44"
     )
