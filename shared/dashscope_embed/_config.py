@@ -147,7 +147,9 @@ def resolve_config(
 
     The host is chosen as: ``base_url`` argument > ``region`` argument > ``DASHSCOPE_BASE_URL``
     > ``DASHSCOPE_REGION`` > ``cn-beijing``; a region without a shared host uses the workspace
-    host ``https://{workspace}.{region}.maas.aliyuncs.com``.
+    host ``https://{workspace}.{region}.maas.aliyuncs.com``. The region (whose model tables the
+    client enforces) is the ``region`` argument, else ``None`` when a ``base_url`` argument is
+    given (a proxy or the emulator: ``DASHSCOPE_REGION`` is ignored), else the environment's.
 
     Raises:
         ConfigurationError: no key, an unknown region, a malformed workspace id or base URL, or a
@@ -189,9 +191,12 @@ def resolve_config(
         raise ConfigurationError(
             f"workspace id {ws!r} is malformed (expected letters, digits, '_' or '-', e.g. ws-…)"
         )
-    raw_region = (
-        region if region is not None else _env(env, "DASHSCOPE_REGION", "DASHSCOPE_API_REGION")
-    )
+    if region is not None:
+        raw_region: str | None = region
+    elif base_url is not None:  # an explicit host argument: no region rules unless region= too
+        raw_region = None
+    else:
+        raw_region = _env(env, "DASHSCOPE_REGION", "DASHSCOPE_API_REGION")
     reg = normalize_region(raw_region) if raw_region else None
     if base_url is not None:
         explicit: str | None = base_url

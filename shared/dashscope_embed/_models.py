@@ -17,6 +17,7 @@ __all__ = [
     "UNKNOWN_TEXT_MODEL",
     "ModelSpec",
     "get_model",
+    "suggest_model",
 ]
 
 Kind = Literal["text", "multimodal"]
@@ -291,3 +292,46 @@ def get_model(name: str, *, kind: Kind = "text") -> ModelSpec:
             max_image_bytes=3 * 1024 * 1024,
         )
     return replace(UNKNOWN_TEXT_MODEL, name=name)
+
+
+def suggest_model(name: str, kind: Kind | None = None) -> str | None:
+    """The catalog name one edit away from ``name``, for a "did you mean …?" hint.
+
+    One edit is an insertion, a deletion, a substitution or a swap of two neighbouring characters
+    (Damerau–Levenshtein distance 1), ignoring case. Pure: unknown names are still sent as given;
+    this only words the error when the server rejects one.
+
+    Args:
+        name: The model name the caller used, e.g. ``"text-embeding-v4"``.
+        kind: Only consider catalog models of this kind (``None``: every model).
+
+    Returns:
+        The one catalog name within one edit (a name that differs only in case counts), or
+        ``None`` when ``name`` is a catalog name, nothing is that close, or several names are
+        (``"text-embedding-v5"`` is one edit from v1, v2, v3 and v4: no guess is made).
+    """
+    if name in MODELS:
+        return None
+    wanted = name.strip().lower()
+    names = [spec.name for spec in MODELS.values() if kind is None or spec.kind == kind]
+    for candidate in names:
+        if candidate.lower() == wanted:  # only case or surrounding blanks differ
+            return candidate
+    close = [candidate for candidate in names if _within_one_edit(wanted, candidate.lower())]
+    return close[0] if len(close) == 1 else None
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by at most one insertion, deletion, substitution or swap."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) < len(b):  # one insertion into the shorter
+        return a[i:] == b[i + 1 :]
+    if a[i + 1 :] == b[i + 1 :]:  # one substitution
+        return True
+    return a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]  # one swap

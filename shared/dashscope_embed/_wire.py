@@ -7,12 +7,14 @@ float-heavy embedding bodies) and with the standard library otherwise.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import json
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,20 +33,26 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._models import suggest_model
 from ._types import SparseVector
 
 __all__ = [
+    "JSON_BACKENDS",
     "TEXT_EMBEDDING_PATH",
     "ErrorBody",
+    "NotJSONError",
+    "ProtocolError",
     "TextBatchResult",
     "build_text_body",
     "dense_from_lists",
     "dumps",
+    "json_backend",
     "loads",
     "make_status_error",
     "parse_error_body",
     "parse_retry_after",
     "parse_text_response",
+    "use_json_backend",
 ]
 
 TEXT_EMBEDDING_PATH = "/services/embeddings/text-embedding/text-embedding"
@@ -60,6 +68,44 @@ try:  # optional accelerator: dense vectors straight from the tape, no Python fl
     import simdjson as _simdjson
 except ImportError:  # pragma: no cover - exercised when the extra is absent
     _simdjson = None
+
+
+#: The JSON backends, fastest first: ``"simdjson"`` (dense vectors from pysimdjson's tape, orjson
+#: for the rest), ``"orjson"``, and ``"json"`` (the standard library: the base install).
+JSON_BACKENDS = ("simdjson", "orjson", "json")
+_INSTALLED = {"orjson": _orjson, "simdjson": _simdjson}
+
+
+def json_backend() -> str:
+    """The backend in use: the fastest one installed (or the one :func:`use_json_backend` set)."""
+    if _simdjson is not None and _orjson is not None:
+        return "simdjson"
+    return "orjson" if _orjson is not None else "json"
+
+
+@contextmanager
+def use_json_backend(name: str) -> Iterator[None]:
+    """Run the block with one JSON backend, as if the faster ones were not installed (tests).
+
+    ``"json"`` is exactly the base install without the ``fast`` extra; ``"orjson"`` and
+    ``"simdjson"`` need that extra. Not thread-safe: it swaps this module's backends.
+
+    Raises:
+        ValueError: not one of :data:`JSON_BACKENDS`; RuntimeError: that backend is not installed.
+    """
+    global _orjson, _simdjson
+    if name not in JSON_BACKENDS:
+        raise ValueError(f"unknown JSON backend {name!r}; one of {', '.join(JSON_BACKENDS)}")
+    orjson_mod = _INSTALLED["orjson"] if name != "json" else None
+    simdjson_mod = _INSTALLED["simdjson"] if name == "simdjson" else None
+    if (name != "json" and orjson_mod is None) or (name == "simdjson" and simdjson_mod is None):
+        raise RuntimeError(f"JSON backend {name!r} is not installed (the fast extra)")
+    saved = _orjson, _simdjson
+    _orjson, _simdjson = orjson_mod, simdjson_mod
+    try:
+        yield
+    finally:
+        _orjson, _simdjson = saved
 
 
 def loads(data: bytes) -> Any:
@@ -112,18 +158,32 @@ class ProtocolError(ValueError):
     """The server's success body does not have the documented shape."""
 
 
+class NotJSONError(ProtocolError):
+    """The success body is not a JSON document at all (a proxy's HTML page, text, bad UTF-8).
+
+    Distinct from its parent, a JSON document of the wrong shape: a body that does not even
+    decode most likely came from something between the client and DashScope, so it is worth
+    retrying like a connection fault.
+    """
+
+
 def parse_text_response(
     body: bytes, *, rows: int, want_dense: bool, want_sparse: bool, request_id: str | None = None
 ) -> TextBatchResult:
     """Parse a native success body, placing each vector by ``text_index``.
 
     Raises:
-        ProtocolError: missing or duplicate ``text_index``, ragged vectors, or too few rows —
-            never a silently short or reordered result.
+        NotJSONError: the body does not decode as JSON (empty, HTML, text, invalid UTF-8).
+        ProtocolError: missing or duplicate ``text_index``, ragged vectors, too few rows, or
+            (when sparse output was asked for) a row without ``sparse_embedding`` — never a
+            silently short, reordered or empty stand-in result.
     """
     fast = want_dense and _simdjson is not None
     try:
         doc = _simd_parse(body) if fast else loads(body)
+    except ValueError as exc:  # every decoder's syntax error (and UnicodeDecodeError) is one
+        raise NotJSONError(f"unexpected response body (not JSON): {body[:200]!r}") from exc
+    try:
         items = doc["output"]["embeddings"]
         order = _row_order(items, rows)
     except ProtocolError:
@@ -138,10 +198,15 @@ def parse_text_response(
             raise ProtocolError("missing or ragged 'embedding' arrays") from exc
     sparse: list[SparseVector] | None = None
     if want_sparse:
-        try:
-            sparse = [_sparse(items[p].get("sparse_embedding") or []) for p in order]
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise ProtocolError("malformed 'sparse_embedding' entries") from exc
+        sparse = []
+        for row, p in enumerate(order):
+            entries = items[p].get("sparse_embedding")
+            if entries is None:  # absent or null; an empty list is a legitimate empty vector
+                raise ProtocolError(f"no 'sparse_embedding' for text_index {row}")
+            try:
+                sparse.append(_sparse(entries))
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise ProtocolError("malformed 'sparse_embedding' entries") from exc
     usage = doc.get("usage") or {}
     rid = doc.get("request_id") or request_id or ""
     return TextBatchResult(dense, sparse, int(usage.get("total_tokens", 0) or 0), str(rid))
@@ -224,7 +289,9 @@ def _dense_from_tape(items: Any, order: list[int]) -> npt.NDArray[np.float32]:
 def _tape_row(item: Any) -> npt.NDArray[np.float64]:
     array = item["embedding"]
     values = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
-    if values.size != len(array):  # as_buffer flattens nested arrays: that is not a vector
+    # as_buffer flattens nested arrays: a count that changed, or (cheap, not a scan) a first
+    # element that is an array, like [[0.1], [0.2]] whose count does not change, is no vector
+    if values.size != len(array) or (values.size and isinstance(array[0], _simdjson.Array)):
         raise ValueError("an 'embedding' holds nested arrays")
     return values
 
@@ -239,10 +306,14 @@ class ErrorBody:
 
 
 def parse_error_body(body: bytes, headers: Mapping[str, str]) -> ErrorBody:
-    """Read ``{code, message, request_id}`` or ``{"error": {...}}``; tolerate non-JSON bodies."""
+    """Read ``{code, message, request_id}`` or ``{"error": {...}}``; tolerate non-JSON bodies.
+
+    A body that is not a JSON object (empty, HTML, text, not UTF-8) gives code ``"Unknown"`` and
+    its first 500 characters (``"(empty body)"`` when there are none) as the message.
+    """
     header_id = headers.get("x-request-id") or headers.get("X-Request-ID")
     try:
-        doc = loads(body) if body else {}
+        doc = loads(body)
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
@@ -278,6 +349,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are GMT, never the machine's local time
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -291,14 +364,37 @@ _REGION_HINT = (
 _THROTTLE_HINT = "throttled by the account's RPM/TPM quota; lower max_concurrency or set rpm/tpm."
 
 
+_MODEL_MISSING_RE = re.compile(  # the answers of §2.6 of the API notes for an unknown model
+    r"model (?:does )?not exist|model can ?not be found|model name is invalid", re.IGNORECASE
+)
+_MODEL_MISSING_CODES = ("ModelNotFound",)
+
+
+def model_hint(error: ErrorBody, model: str | None) -> str:
+    """``"did you mean X?"`` when the server says ``model`` does not exist and ``X`` is one edit
+    away from it in the catalog; ``""`` otherwise."""
+    if not model:
+        return ""
+    if error.code not in _MODEL_MISSING_CODES and not _MODEL_MISSING_RE.search(error.message):
+        return ""
+    suggestion = suggest_model(model)
+    return f"did you mean {suggestion}?" if suggestion else ""
+
+
 def make_status_error(
     status: int,
     error: ErrorBody,
     *,
     input_indices: Sequence[int] = (),
     retry_after: float | None = None,
+    model: str | None = None,
 ) -> APIStatusError:
-    """Map an HTTP status and DashScope code to the one matching exception class."""
+    """Map an HTTP status and DashScope code to the one matching exception class.
+
+    ``model`` is the name the request sent: when the server answers that the model does not
+    exist and the name is one edit away from a catalog name, the error's hint says
+    ``did you mean <name>?``.
+    """
     kw: dict[str, Any] = {
         "status": status,
         "code": error.code,
@@ -315,7 +411,7 @@ def make_status_error(
     if status == 429 or code.startswith("Throttling"):
         return RateLimitError(msg, retry_after=retry_after, hint=_THROTTLE_HINT, **kw)
     if status == 404:
-        return NotFoundError(msg, **kw)
+        return NotFoundError(msg, hint=model_hint(error, model), **kw)
     if status == 408 or status >= 500:
         return ServerError(msg, **kw)
     limit = _BATCH_LIMIT_RE.search(msg)
@@ -323,4 +419,4 @@ def make_status_error(
         return BatchSizeError(msg, limit=int(limit.group(1)), **kw)
     if _LENGTH_RE.search(msg):
         return InputTooLongError(msg, **kw)
-    return BadRequestError(msg, **kw)
+    return BadRequestError(msg, hint=model_hint(error, model), **kw)
