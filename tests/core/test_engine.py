@@ -213,3 +213,34 @@ def test_an_error_names_every_position_of_the_offending_text(harness: Harness) -
     assert info.value.input_indices == (1, 3)
     assert info.value.partial is not None
     assert info.value.partial.rows == (0, 2)
+
+
+def test_a_misspelt_model_gets_a_did_you_mean_after_the_400(harness: Harness) -> None:
+    """text-embeding-v4 is sent (unknown names work), and the 400 names the catalog's match."""
+    harness.server.script = [error(400, "InvalidParameter", "Model not exist.")]
+    with pytest.raises(BadRequestError, match=r"did you mean text-embedding-v4\?") as info:
+        harness.embed(["a"], model="text-embeding-v4")
+    assert harness.server.bodies[0]["model"] == "text-embeding-v4"
+    assert info.value.status == 400
+
+
+def test_a_multimodal_html_page_is_retried_too() -> None:
+    """The multimodal endpoint's non-JSON 200 is retried like the text one."""
+    from dashscope_embed.emulator import Emulator
+
+    emu = Emulator()
+    inner = emu.transport()
+    pages = [httpx.Response(200, text="<html>captive portal</html>")]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return pages.pop() if pages else inner.handle_request(request)
+
+    client = DashScopeClient(
+        KEY,
+        base_url="http://emulator.test",
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
+    client._sleep = lambda _s: None
+    res = client.embed_multimodal(["a cat"])
+    assert res.embeddings.shape[0] == 1
+    assert len(emu.requests) == 1  # the retry reached the server; the page came first

@@ -31,8 +31,8 @@ from dashscope_embed._errors import (
 from dashscope_embed._models import ModelSpec
 from dashscope_embed._types import EmbeddingResult, PartialResult, Usage
 from dashscope_embed._wire import (
+    NotJSONError,
     ProtocolError,
-    loads,
     make_status_error,
     parse_error_body,
     parse_retry_after,
@@ -113,14 +113,6 @@ def check_dimension(dimension: int | None, spec: ModelSpec) -> None:
             f"dimension={dimension} is not allowed for {spec.name}; allowed: {allowed}",
             rule="dimension",
         )
-
-
-def _is_json(body: bytes) -> bool:
-    try:
-        loads(body)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -215,11 +207,11 @@ class StatusRules:
         if status == 200:
             try:
                 return self._accept(batch, headers, body)
+            except NotJSONError as exc:  # a proxy's HTML page: no answer from DashScope at all
+                return self.on_transport_error(
+                    batch, attempt, exc, timeout=False, kind="non-JSON answer"
+                )
             except ProtocolError as exc:
-                if not _is_json(body):  # a proxy's HTML page: no answer from DashScope at all
-                    return self.on_transport_error(
-                        batch, attempt, exc, timeout=False, kind="non-JSON answer"
-                    )
                 business = parse_error_body(body, headers)
                 if not business.code:
                     err = APIStatusError(
@@ -234,7 +226,11 @@ class StatusRules:
                 # the same class, retry rule and message as if the status had said so.
                 hint = self._retry_hint(headers)
                 error = make_status_error(
-                    200, business, input_indices=self._origin(batch.indices), retry_after=hint
+                    200,
+                    business,
+                    input_indices=self._origin(batch.indices),
+                    retry_after=hint,
+                    model=self.model,
                 )
         else:
             hint = self._retry_hint(headers)
@@ -243,6 +239,7 @@ class StatusRules:
                 parse_error_body(body, headers),
                 input_indices=self._origin(batch.indices),
                 retry_after=hint,
+                model=self.model,  # "did you mean text-embedding-v4?" for a misspelt name
             )
         outcome = self._on_status_error(batch, attempt, error, hint)
         pause = hint if isinstance(error, RateLimitError) else None

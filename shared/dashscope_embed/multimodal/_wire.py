@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dashscope_embed._types import Usage
-from dashscope_embed._wire import ProtocolError, dense_from_lists, loads
+from dashscope_embed._wire import NotJSONError, ProtocolError, dense_from_lists, loads
 
 from ._options import MultimodalOptions
 
@@ -82,10 +82,14 @@ def parse_multimodal_response(
     """Parse a multimodal success body, placing each vector by ``index``.
 
     Raises:
+        NotJSONError: the body does not decode as JSON (a proxy's HTML page, say).
         ProtocolError: missing or duplicate ``index``, ragged vectors, or the wrong row count.
     """
     try:
         doc = loads(body)
+    except ValueError as exc:  # every decoder's syntax error (and UnicodeDecodeError) is one
+        raise NotJSONError(f"unexpected response body (not JSON): {body[:200]!r}") from exc
+    try:
         items = doc["output"]["embeddings"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"unexpected response body: {body[:200]!r}") from exc
