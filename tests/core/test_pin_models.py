@@ -83,13 +83,14 @@ DOCUMENTED: dict[str, Row] = {
     ),
     "text-embedding-v4": Row(
         "§2.4 (≤10 items, ≤8,192 tokens) + §2.5 row 3 [DOC]: dims 2048..64 default 1024, "
-        "Beijing+Singapore; output_type v3/v4 and instruct v4 per §2.2 [DOC]",
+        "Beijing+Singapore; output_type v3/v4 and instruct v4 per §2.2 [DOC]; Hong Kong "
+        "(10 rows, 8,192 tokens) per the Model Studio model list of Mar 2026 (issue 16)",
         "text",
         10,
         8192,
         (2048, 1536, 1024, 768, 512, 256, 128, 64),
         1024,
-        (BJ, SG),
+        (BJ, SG, "cn-hongkong"),
         supports_sparse=True,
         supports_instruct=True,
     ),
