@@ -81,3 +81,4 @@ def _run(command: str, rest: list[str]) -> int:
     except OSError as exc:
         say(f"{prog}: {exc}")
         return EXIT_USAGE
+
