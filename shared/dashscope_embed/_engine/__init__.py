@@ -1,1 +1,1 @@
-"""_engine."""
+"""The sans-I/O engine: jobs, the one attempt loop, retry policy, throttle, stats, per-loop pools."""

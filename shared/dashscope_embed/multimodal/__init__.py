@@ -1,1 +1,1 @@
-"""multimodal."""
+"""Multimodal embeddings: input kinds, their encoding, options, request bodies and the job."""
