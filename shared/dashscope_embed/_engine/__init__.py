@@ -1,1 +1,1 @@
-"""The sans-I/O engine: jobs, the one attempt loop, retry policy, throttle, stats, per-loop pools."""
+"""The sans-I/O engine: jobs, the one attempt loop, retry policy, throttle and stats."""
