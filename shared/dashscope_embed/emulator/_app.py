@@ -31,10 +31,10 @@ from dashscope_embed.emulator import _batches, _files, _multimodal, _text
 from dashscope_embed.emulator._faults import (
     INTERNAL_ERROR,
     FaultPlan,
-    QuotaLimiter,
     Rejection,
     ScriptedFault,
 )
+from dashscope_embed.emulator._quota import QuotaLimits
 
 if TYPE_CHECKING:
     from dashscope_embed.emulator._transport import EmulatorTransport
@@ -65,6 +65,9 @@ class EmulatorConfig:
         latency_jitter: Extra uniform random delay in ``[0, latency_jitter]`` seconds (seeded).
         rpm: Requests per minute per model (enforced per second, like the real service).
         tpm: Tokens per minute per model (enforced per second).
+        quota_model: How ``rpm``/``tpm`` are enforced: ``"bucket"`` (per-second token bucket),
+            ``"window"`` (sliding one-second window) or ``"minute"`` (per-minute window); see
+            :mod:`dashscope_embed.emulator._quota`.
         error_rate: Share of requests answered ``500 InternalError``.
         drop_rate: Share of requests whose connection is dropped without an answer.
         row_limits: Per-model rows-per-request overrides, e.g. ``{"text-embedding-v3": 6}`` to
@@ -82,6 +85,7 @@ class EmulatorConfig:
     latency_jitter: float = 0.0
     rpm: int | None = None
     tpm: int | None = None
+    quota_model: str = "bucket"
     error_rate: float = 0.0
     drop_rate: float = 0.0
     row_limits: dict[str, int] = field(default_factory=dict)
@@ -218,7 +222,9 @@ class Emulator:
         self.clock = clock  # also drives Batch API progress (emulator/_batches.py)
         self._lock = threading.Lock()
         self._routes: list[Route] = list(DEFAULT_ROUTES)
-        self._quotas = QuotaLimiter(self._config.rpm, self._config.tpm, clock)
+        self._quotas = QuotaLimits(
+            self._config.rpm, self._config.tpm, clock, self._config.quota_model
+        )
         self._faults = FaultPlan(self._config.error_rate, self._config.drop_rate, self._config.seed)
         self._log: deque[RecordedRequest] = deque(maxlen=max(self._config.max_log, 0))
         self._counts: Counter[str] = Counter()
