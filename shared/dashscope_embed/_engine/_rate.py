@@ -58,6 +58,7 @@ MINUTE_DRY = 2.0  # a dry spell this long means a per-minute budget
 COOLDOWN = 1.0  # seconds after a cut before a 429 measures a whole second again
 FIRST = 0.5  # share of the measurement the first cut paces at
 START_GROWTH = 0.3  # window added per success during the start (×1.3 per round trip)
+MIN_SPAN = 0.25  # shortest span (seconds) successes are counted over
 MIN_RATE = 0.1  # requests per second, the slowest pacing
 LATENCY_WEIGHT = 0.2  # weight of a new sample in the latency average
 WINDOW_SLACK = 2.0  # in flight allowed while paced: this × rate × latency (+ 2)
@@ -201,6 +202,8 @@ class RateState:
             return
         since = math.inf if self.cut_at is None else now - self.cut_at
         measured = float(self.recent(now, 1.0))
+        if self.started is not None:  # a job younger than a second: successes per second
+            measured /= min(1.0, max(MIN_SPAN, now - self.started - self.latency))
         if (self.ok_since_cut == 0 and since < math.inf) or not measured:
             # Sent after the last cut and nothing got through since, or nothing in the last
             # second: the budget is spent (a per-minute window, or somebody else's burst).
@@ -239,11 +242,13 @@ class RateState:
         """Raise the rate for the time since the last update, if answers were clean."""
         dt, self.grown_at = now - self.grown_at, now
         limited, self.limited = self.limited, False
-        if self.rate is None or self.probing or not limited or now - self.last_429 < HOLD:
+        if self.rate is None or self.probing or not limited:
             return
         if self.known and self.rate >= KNOWN * self.ceiling:
             return
         ratio = self.rate / self.ceiling if self.ceiling > 0 else math.inf
+        if ratio >= NEAR_LOW and now - self.last_429 < HOLD:
+            return  # near the quota: wait for a clean second first
         if ratio < NEAR_LOW:
             factor = GROWTH_FAST
         elif ratio <= NEAR_HIGH or self.per_minute:
