@@ -211,11 +211,12 @@ def test_throttle_slow_start_then_cut_on_429() -> None:
         assert t.acquire("m") == 0.0
         clock.now += 0.125  # the start rate: 8 per second, doubling every 0.4 s
     assert t.acquire("m") == 0.05  # window of 4 full
+    clock.now += 1.0
     for _ in range(4):
-        t.release("m", "ok")
+        t.release("m", "ok", latency=0.1)
     assert t.snapshot("m").concurrency_limit == 5  # 4 + 4 × 0.3
     assert t.acquire("m") == 0.0
-    t.release("m", "throttled")
+    t.release("m", "throttled", latency=0.1)
     snap = t.snapshot("m")
     assert snap.rate_per_second == pytest.approx(0.5 * 0.95 * 4)  # 4 successes in the last second
     assert t.acquire("m") > 0  # paced: next send is 1/rate away
