@@ -25,7 +25,8 @@ Phases:
   per-minute window spent in a burst): one request at a time, :data:`PROBE_GAP` apart, the gap
   doubling per 429 up to :data:`PROBE_GAP_MAX`. The first success ends it; a dry spell of
   :data:`MINUTE_DRY` seconds or more means a per-minute budget, so the rate becomes
-  ``BACKOFF ×`` the successes of the last minute / 60, which never exhausts it again.
+  ``BACKOFF ×`` the successes of the minute before / 60, which never exhausts it again (and
+  is not probed above).
 
 Server errors, dropped connections and abandoned requests are not 429s: they free their slot
 and change nothing else (a fault says nothing about the quota; the retry layer handles it).
@@ -113,7 +114,7 @@ class RateState:
         if self.probing:
             return 1
         if self.rate is None:
-            return max(1, min(cap, int(self.window)))
+            return max(1, min(cap, int(self.window + 1e-9)))
         if self.latency <= 0.0:
             return cap
         return max(1, min(cap, math.ceil(WINDOW_SLACK * self.rate * self.latency) + 2))
@@ -231,9 +232,11 @@ class RateState:
     def _end_probe(self, now: float) -> None:
         self.probing = False
         if now - self.dry_since >= MINUTE_DRY:
-            per_minute = self.spent / HORIZON
-            self.ceiling = max(MIN_RATE, per_minute)
-            self.rate = max(MIN_RATE, BACKOFF * per_minute)
+            per_minute = max(MIN_RATE, self.spent / HORIZON)
+            if self.per_minute:  # a trailing minute may straddle two windows: never raise it
+                per_minute = min(per_minute, self.ceiling)
+            self.ceiling = per_minute
+            self.rate = BACKOFF * per_minute
             self.per_minute = True
         self.next_send = now + 1.0 / self.pace(now)
         self.grown_at = now
@@ -249,10 +252,11 @@ class RateState:
         ratio = self.rate / self.ceiling if self.ceiling > 0 else math.inf
         if ratio >= NEAR_LOW and now - self.last_429 < HOLD:
             return  # near the quota: wait for a clean second first
+        if self.per_minute and ratio >= BACKOFF:
+            return  # a measured minute budget: probing it would only spend it early
         if ratio < NEAR_LOW:
             factor = GROWTH_FAST
-        elif ratio <= NEAR_HIGH or self.per_minute:
-            # (a per-minute budget answers an overshoot only once it is spent: no probing)
+        elif ratio <= NEAR_HIGH:
             factor = GROWTH_NEAR
         else:
             factor = GROWTH_PROBE

@@ -162,7 +162,7 @@ class Throttle:
             if st.tokens is not None:
                 waits.append(st.tokens.wait_for(tokens, now))
             wait = max(waits)
-            if wait > 0:
+            if wait > 1e-9:  # (a float's rounding is not a wait)
                 return wait
             if st.requests is not None:
                 st.requests.take(1)
