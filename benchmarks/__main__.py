@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SUITES = ["benchmarks.cpu", "benchmarks.throughput", "benchmarks.quota"]
+SUITES = ["benchmarks.cpu", "benchmarks.throughput", "benchmarks.quota", "benchmarks.quota_matrix"]
 OPTIONAL = ["benchmarks.batch_memory", "benchmarks.batch_cpu", "benchmarks.ray_quota"]
 
 
