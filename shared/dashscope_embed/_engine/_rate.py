@@ -8,25 +8,28 @@ its lock with the clock reading of each call; nothing here sleeps or reads a clo
 Phases:
 
 * **Start** (no 429 yet, no known quota): slow start. A concurrency window that starts at
-  ``initial_concurrency`` and grows by one per success (doubling per round trip), and a pacing
-  rate that starts at :data:`START_RATE` and doubles every :data:`START_DOUBLING` seconds, so a
-  short round trip cannot fire a burst the server has no budget for.
+  ``initial_concurrency`` and grows by :data:`START_GROWTH` per success (×1.3 per round
+  trip), and a pacing rate that starts at :data:`START_RATE` and doubles every
+  :data:`START_DOUBLING` seconds, so a short round trip cannot fire a burst the server has no
+  budget for.
 * **Paced**: requests leave at most ``rate`` per second, evenly spaced (a late sender may catch
-  up by :data:`CREDIT` seconds, no more). On a 429 for a request sent after the last cut, the
-  rate is set from what actually succeeded: ``BACKOFF ×`` the successes of the last second, and
-  at most ``DECREASE ×`` the current rate (so an estimate inflated by the server's initial
-  burst allowance still converges); that count is also the *ceiling*, the measured quota. One
-  cut per round of requests: a 429 for a request sent before the last cut says nothing new.
-  While clean (no 429 for :data:`HOLD` seconds, and pacing did hold someone back), the rate
-  grows per second by :data:`GROWTH_FAST` below 90 % of the ceiling, :data:`GROWTH_NEAR`
-  within [90 %, 105 %] of it (a few 429s per ten seconds at most), :data:`GROWTH_PROBE` above
-  it (the quota was raised).
-* **Probe** (a cut with no success since the previous one: the budget is exhausted, e.g. a
-  per-minute window spent in a burst): one request at a time, :data:`PROBE_GAP` apart, the gap
-  doubling per 429 up to :data:`PROBE_GAP_MAX`. The first success ends it; a dry spell of
-  :data:`MINUTE_DRY` seconds or more means a per-minute budget, so the rate becomes
-  ``BACKOFF ×`` the successes of the minute before / 60, which never exhausts it again (and
-  is not probed above).
+  up by :data:`CREDIT` seconds, no more); up to ``2 × rate × latency + 2`` in flight. On a 429
+  for a request sent after the last cut, the rate is set from what actually succeeded, per
+  second (over the job's age while it is younger than a second): the first cut paces at
+  ``FIRST × BACKOFF ×`` it (a token bucket's first second adds a burst allowance to the rate;
+  growth recovers a per-second window's half quickly), later ones at ``BACKOFF ×`` it and at
+  most ``DECREASE ×`` the current rate. That count is also the *ceiling*, the measured quota.
+  One cut per :data:`COOLDOWN`, and a 429 for a request sent before the last cut says nothing
+  new. While pacing holds requests back, the rate grows per second by :data:`GROWTH_FAST`
+  below 90 % of the ceiling, by :data:`GROWTH_NEAR` within [90 %, 105 %] of it (once clean for
+  :data:`HOLD` seconds: a few 429s per minute at most) and by :data:`GROWTH_PROBE` above it
+  (the quota was raised).
+* **Probe** (a 429 sent after a cut with no success since, or nothing through in the last
+  second: the budget is spent, e.g. a per-minute window used up in a burst): one request at a
+  time, :data:`PROBE_GAP` apart, the gap doubling per 429 up to :data:`PROBE_GAP_MAX`. The
+  first success ends it; a dry spell of :data:`MINUTE_DRY` seconds or more means a per-minute
+  budget, so the rate becomes ``BACKOFF ×`` the successes of the minute before / 60, which
+  never exhausts it again (and is not probed above).
 
 Server errors, dropped connections and abandoned requests are not 429s: they free their slot
 and change nothing else (a fault says nothing about the quota; the retry layer handles it).
