@@ -617,3 +617,39 @@ def test_five_xx_between_answers_do_not_lower_the_rate() -> None:
         clock.now += 0.005
     assert sent["ok"] >= 0.75 * 20 * 30
     assert sent["throttled"] <= 0.02 * sum(sent.values())
+
+
+def test_an_unused_permit_is_no_latency_sample() -> None:
+    """release("unused") frees the slot without counting as a request's latency."""
+    clock, t = _throttle(max_concurrency=100)
+    assert t.acquire(M) == 0.0
+    clock.now += 5.0
+    t.release(M, "unused")
+    state = t._models[M].rate
+    assert (state.latency, len(state.sent), t.snapshot(M).in_flight) == (0.0, 0, 0)
+    assert t.acquire(M) == 0.0
+    clock.now += 0.2
+    t.release(M, "other")
+    assert state.latency == pytest.approx(0.2)
+
+
+def test_a_measured_latency_wins_over_the_fifo_guess() -> None:
+    clock, t = _throttle(max_concurrency=100)
+    assert t.acquire(M) == 0.0
+    clock.now += 2.0
+    t.release(M, "ok", latency=0.3)
+    assert t._models[M].rate.latency == pytest.approx(0.3)
+
+
+def test_models_and_snapshots() -> None:
+    """models() lists the models seen; a paced snapshot shows the rate and its window."""
+    clock, t = _throttle(max_concurrency=100, rpm=1200)
+    assert t.models() == []
+    assert t.acquire(M) == 0.0
+    clock.now += 0.3
+    t.release(M, "ok")
+    assert t.models() == [M]
+    snap = t.snapshot(M)
+    assert snap.rate_per_second == pytest.approx(19.6)
+    assert snap.concurrency_limit == 14  # ceil(2 × 19.6 × 0.3) + 2
+    assert snap.in_flight == 0
