@@ -480,6 +480,18 @@ def test_a_long_dry_spell_means_a_per_minute_budget() -> None:
     assert st.rate == pytest.approx(9.5)
 
 
+def test_a_dry_spell_allows_two_round_trips_more() -> None:
+    """At 1 s latency, 3 s dry is still a per-second window refilling (2 s + 2 × 1 s needed)."""
+    st = _paced(rate=20.0, ceiling=20.0)
+    st.latency = 1.0
+    st.cut_at = 99.0
+    st.on_throttle(100.0, latency=1.0)
+    st.latency = 1.0
+    st.sent.append(101.0)
+    st.on_success(102.0, latency=1.0)  # 3 s after the dry spell began
+    assert (st.probing, st.rate, st.per_minute) == (False, 20.0, False)
+
+
 def test_nothing_through_in_the_last_second_starts_probing_at_once() -> None:
     """A first 429 with no success in the last second: the budget is spent (probe, not 0.1/s)."""
     st = RateState(window=4.0, started=90.0)

@@ -27,9 +27,10 @@ Phases:
 * **Probe** (a 429 sent after a cut with no success since, or nothing through in the last
   second: the budget is spent, e.g. a per-minute window used up in a burst): one request at a
   time, :data:`PROBE_GAP` apart, the gap doubling per 429 up to :data:`PROBE_GAP_MAX`. The
-  first success ends it; a dry spell of :data:`MINUTE_DRY` seconds or more means a per-minute
-  budget, so the rate becomes ``BACKOFF ×`` the successes of the minute before / 60, which
-  never exhausts it again (and is not probed above).
+  first success ends it; a dry spell of :data:`MINUTE_DRY` seconds and two round trips or
+  more (longer than a per-second window can stay full) means a per-minute budget, so the rate
+  becomes ``BACKOFF ×`` the successes of the minute before / 60, which never exhausts it
+  again (and is not probed above).
 
 Server errors, dropped connections and abandoned requests are not 429s: they free their slot
 and change nothing else (a fault says nothing about the quota; the retry layer handles it).
@@ -58,7 +59,7 @@ NEAR_LOW, NEAR_HIGH = 0.9, 1.05
 CREDIT = 0.02  # seconds a late sender may catch up on the pacing schedule
 PROBE_GAP = 0.25  # seconds between probes of an exhausted budget, doubling per 429
 PROBE_GAP_MAX = 8.0
-MINUTE_DRY = 2.0  # a dry spell this long means a per-minute budget
+MINUTE_DRY = 2.0  # a dry spell this long (plus two round trips) means a per-minute budget
 COOLDOWN = 1.0  # seconds after a cut before a 429 measures a whole second again
 FIRST = 0.5  # share of the measurement the first cut paces at
 START_GROWTH = 0.3  # window added per success during the start (×1.3 per round trip)
@@ -234,7 +235,7 @@ class RateState:
 
     def _end_probe(self, now: float) -> None:
         self.probing = False
-        if now - self.dry_since >= MINUTE_DRY:
+        if now - self.dry_since >= MINUTE_DRY + 2.0 * self.latency:
             per_minute = max(MIN_RATE, self.spent / HORIZON)
             if self.per_minute:  # a trailing minute may straddle two windows: never raise it
                 per_minute = min(per_minute, self.ceiling)
