@@ -665,3 +665,41 @@ def test_models_and_snapshots() -> None:
     assert snap.rate_per_second == pytest.approx(19.6)
     assert snap.concurrency_limit == 14  # ceil(2 × 19.6 × 0.3) + 2
     assert snap.in_flight == 0
+
+
+def test_mostly_refused_since_a_recent_cut_paces_at_what_got_through() -> None:
+    """0.5 s after a cut, 3 refused and 2 through: pace at min(0.9 × 30, 0.95 × 2 / 0.5)."""
+    st = _paced(rate=30.0, ceiling=40.0)
+    st.cut_at = 99.5
+    _successes(st, [99.7, 99.8])
+    st.throttled_since_cut = 2
+    st.on_throttle(100.0, latency=0.1)
+    assert st.rate == pytest.approx(3.8)
+    assert (st.ceiling, st.cut_at, st.ok_since_cut, st.throttled_since_cut) == (40.0, 100.0, 0, 0)
+
+
+def test_a_few_refused_since_a_recent_cut_change_nothing() -> None:
+    st = _paced(rate=30.0, ceiling=40.0)
+    st.cut_at = 99.5
+    _successes(st, [99.7, 99.8])
+    st.throttled_since_cut = 1
+    st.on_throttle(100.0, latency=0.1)  # 2 refused, 2 through: not a majority
+    assert (st.rate, st.cut_at, st.throttled_since_cut) == (30.0, 99.5, 2)
+    early = _paced(rate=30.0, ceiling=40.0)
+    early.cut_at = 99.8
+    _successes(early, [99.9])
+    early.throttled_since_cut = 5
+    early.on_throttle(100.0, latency=0.1)  # 0.2 s after the cut: too soon to measure
+    assert early.rate == 30.0
+
+
+def test_far_below_the_ceiling_growth_waits_one_clean_round() -> None:
+    """Rate 5, ceiling 10, latency 0.1 s: no growth until 0.25 + 0.1 s after the last 429."""
+    st = _paced(rate=5.0, ceiling=10.0)
+    st.last_429 = 99.7
+    st.limited = True
+    st.wait(100.0)
+    assert st.rate == 5.0
+    st.limited = True
+    st.wait(100.1)
+    assert st.rate == pytest.approx(5.0 * 1.5**0.1)

@@ -92,6 +92,7 @@ class RateState:
     cut_at: float | None = None
     last_429: float = -math.inf
     ok_since_cut: int = 0
+    throttled_since_cut: int = 0
     probing: bool = False
     probe_gap: float = PROBE_GAP
     dry_since: float = 0.0
@@ -217,7 +218,15 @@ class RateState:
             self.cut_at = now
             self.next_send = now + self.probe_gap
             return
+        self.throttled_since_cut += 1
         if since < COOLDOWN:
+            if since >= MIN_SPAN and self.throttled_since_cut > self.ok_since_cut:
+                # Most of what was sent since the cut is refused: pace at what got through
+                # (the ceiling stays; a sliding window's leftovers may undercount it).
+                through = self.ok_since_cut / since
+                self.rate = max(MIN_RATE, min(DECREASE * (self.rate or 0.0), BACKOFF * through))
+                self.cut_at, self.ok_since_cut, self.throttled_since_cut = now, 0, 0
+                self.next_send = max(self.next_send, now + 1.0 / self.rate)
             return  # one cut per second: the server's budget refills per second
         if self.cut_at is None:
             # The first second may have used a burst allowance on top of the rate (a token
@@ -230,7 +239,7 @@ class RateState:
         if not self.known or measured < self.ceiling:
             self.ceiling = max(measured, MIN_RATE)
             self.known = False
-        self.cut_at, self.ok_since_cut = now, 0
+        self.cut_at, self.ok_since_cut, self.throttled_since_cut = now, 0, 0
         self.next_send = max(self.next_send, now + 1.0 / self.rate)
 
     def _end_probe(self, now: float) -> None:
@@ -254,8 +263,8 @@ class RateState:
         if self.known and self.rate >= KNOWN * self.ceiling:
             return
         ratio = self.rate / self.ceiling if self.ceiling > 0 else math.inf
-        if ratio >= NEAR_LOW and now - self.last_429 < HOLD:
-            return  # near the quota: wait for a clean second first
+        if now - self.last_429 < (HOLD if ratio >= NEAR_LOW else MIN_SPAN + self.latency):
+            return  # near the quota, wait for a clean second; far below, for a clean round
         if self.per_minute and ratio >= BACKOFF:
             return  # a measured minute budget: probing it would only spend it early
         if ratio < NEAR_LOW:
