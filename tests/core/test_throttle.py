@@ -703,3 +703,46 @@ def test_far_below_the_ceiling_growth_waits_one_clean_round() -> None:
     st.limited = True
     st.wait(100.1)
     assert st.rate == pytest.approx(5.0 * 1.5**0.1)
+
+
+def test_growth_needs_pacing_to_hold_back_again_after_each_step() -> None:
+    st = _paced(rate=5.0, ceiling=10.0)
+    st.limited = True
+    st.wait(100.5)
+    grown = st.rate
+    assert grown == pytest.approx(5.0 * 1.5**0.5)
+    st.wait(101.0)  # nobody was held back since
+    assert st.rate == grown
+
+
+def test_a_known_quota_grows_back_to_98_percent_only() -> None:
+    st = _paced(rate=5.0, ceiling=10.0)
+    st.known = True
+    st.limited = True
+    st.wait(100.5)
+    assert st.rate == pytest.approx(5.0 * 1.5**0.5)
+    st.rate = 8.9  # far below: ×1.5 would pass the known quota, capped at 98 % of it
+    st.limited = True
+    st.wait(101.5)
+    assert st.rate == pytest.approx(9.8)
+
+
+def test_cuts_and_probe_ends_schedule_the_next_send_ahead() -> None:
+    st = _paced(rate=30.0, ceiling=40.0)
+    st.cut_at = 98.0
+    _successes(st, [99.0 + 0.05 * i for i in range(1, 21)])
+    st.on_throttle(100.0, latency=0.1)
+    assert st.next_send == pytest.approx(100.0 + 1 / 19.0)
+    probe = _paced(rate=20.0, ceiling=20.0)
+    probe.cut_at = 99.0
+    probe.on_throttle(100.0, latency=0.1)
+    probe.sent.append(100.8)
+    probe.on_success(100.9, latency=0.1)
+    assert probe.next_send == pytest.approx(100.9 + 1 / 20.0)
+
+
+def test_a_window_of_one() -> None:
+    clock, t = _throttle(max_concurrency=8, initial_concurrency=1)
+    assert t.acquire(M) == 0.0
+    clock.now += 1.0
+    assert t.acquire(M) == 0.05
