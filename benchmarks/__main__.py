@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SUITES = ["benchmarks.cpu", "benchmarks.throughput", "benchmarks.quota"]
+SUITES = ["benchmarks.cpu", "benchmarks.throughput", "benchmarks.quota", "benchmarks.quota_matrix"]
 OPTIONAL = ["benchmarks.batch_memory", "benchmarks.batch_cpu", "benchmarks.ray_quota"]
 
 

@@ -23,11 +23,12 @@ class EmulatorProcess:
     """`python -m dashscope_embed.emulator` on a free loopback port."""
 
     args: list[str]
+    module: str = "dashscope_embed.emulator"
     url: str = ""
     proc: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> EmulatorProcess:
-        cmd = [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0", *self.args]
+        cmd = [sys.executable, "-m", self.module, "--port", "0", *self.args]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

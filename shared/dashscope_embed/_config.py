@@ -30,7 +30,7 @@ __all__ = [
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
-DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_MAX_CONCURRENCY = 200
 
 #: Region id → shared host (``None``: only workspace hosts exist). §1 of the API reference.
 REGIONS: dict[str, str | None] = {

@@ -204,22 +204,23 @@ class FakeClock:
 
 
 def test_throttle_slow_start_then_cut_on_429() -> None:
-    """The window starts at 4, grows by one per success, and a 429 cuts it and turns on pacing."""
+    """The window starts at 4 and grows per success; a 429 paces at what succeeded, not half."""
     clock = FakeClock()
     t = Throttle(max_concurrency=16, clock=clock)
     for _ in range(4):
         assert t.acquire("m") == 0.0
-    assert t.acquire("m") > 0  # window full
+        clock.now += 0.125  # the start rate: 8 per second, doubling every 0.4 s
+    assert t.acquire("m") == 0.05  # window of 4 full
+    clock.now += 1.0
     for _ in range(4):
-        t.release("m", "ok")
-    assert t.snapshot("m").concurrency_limit == 8
+        t.release("m", "ok", latency=0.1)
+    assert t.snapshot("m").concurrency_limit == 5  # 4 + 4 × 0.3
     assert t.acquire("m") == 0.0
-    t.release("m", "throttled")
+    t.release("m", "throttled", latency=0.1)
     snap = t.snapshot("m")
-    assert snap.concurrency_limit == 5  # 8 * 0.7
-    assert snap.rate_per_second == pytest.approx(4 * 0.9)
+    assert snap.rate_per_second == pytest.approx(0.5 * 0.95 * 4)  # 4 successes in the last second
     assert t.acquire("m") > 0  # paced: next send is 1/rate away
-    clock.now += 1 / 3.6 + 1e-6
+    clock.now += 1 / 1.9 + 1e-6
     assert t.acquire("m") == 0.0
 
 

@@ -119,8 +119,8 @@ def test_embed_files_writes_failed_rows_and_resumes(tmp_path: Path) -> None:
 
 def test_shared_quota_actor_leases_and_learns_from_429s() -> None:
     """Through the actor, a worker leases permits in bulk and its 429 starts the shared pacing."""
-    quota = SharedQuota(
-        rpm=600, initial_concurrency=8, name="test-quota", namespace="dashscope-embed-tests"
+    quota = SharedQuota(  # a high known quota: paced 1 ms apart, so a lease can take five
+        rpm=60_000, initial_concurrency=8, name="test-quota", namespace="dashscope-embed-tests"
     )
     joined = SharedQuota.connect("test-quota", namespace="dashscope-embed-tests")
     first, second = quota.throttle(lease_size=5), joined.throttle(lease_size=5)
@@ -139,7 +139,47 @@ def test_shared_quota_actor_leases_and_learns_from_429s() -> None:
     stats = joined.stats()  # the same actor, found by name
     assert (stats.granted, stats.ok, stats.throttled) == (5, 4, 1)
     assert stats.leases <= 3  # five permits in (nearly) one round trip
-    assert stats.models[MODEL].rate_per_second is not None
+    rate = stats.models[MODEL].rate_per_second
+    assert rate is not None
+    assert rate < 0.98 * 1000  # the 429 cut the shared pacing below the given quota
     with pytest.raises(ValueError, match="rpm/tpm"):
         DashScopeEmbedder(quota=quota, rpm=100, base_url="http://127.0.0.1:9", api_key=KEY)
+    quota.kill()
+
+
+def test_a_dead_workers_permits_come_back_and_the_job_finishes() -> None:
+    """A task takes all 8 permits and calls os._exit(1): within the lease timeout the quota
+    takes them back (in_flight returns to 0) and a job through the same quota completes."""
+    import os
+
+    quota = SharedQuota(max_concurrency=8, initial_concurrency=8, lease_timeout=2.0)
+
+    @ray.remote(max_retries=0)
+    def hog(shared: SharedQuota) -> None:
+        throttle = shared.throttle(lease_size=8, max_concurrency=8)
+        held, deadline = 0, time.monotonic() + 20
+        while held < 8 and time.monotonic() < deadline:
+            if throttle.acquire(MODEL) == 0.0:
+                held += 1
+            else:
+                time.sleep(0.005)
+        time.sleep(0.5)  # a heartbeat or two: the lease was alive
+        os._exit(1)
+
+    with pytest.raises(ray.exceptions.RayError):
+        ray.get(hog.remote(quota), timeout=60)
+    assert quota.stats().granted == 8
+    deadline = time.monotonic() + 15
+    while quota.stats().models[MODEL].in_flight and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stats = quota.stats()
+    assert (stats.models[MODEL].in_flight, stats.expired) == (0, 8)
+    texts = [f"after the crash {i}" for i in range(30)]
+    with serve(config=EmulatorConfig(latency=0.01)) as server:
+        from dashscope_embed import DashScopeClient
+
+        with DashScopeClient(KEY, base_url=server.url, throttle=quota.throttle()) as client:
+            result = client.embed_texts(texts, dimension=64)
+    want = np.stack([text_vector(MODEL, t, dimension=64) for t in texts])
+    np.testing.assert_allclose(result.embeddings, want, atol=1e-6)
     quota.kill()

@@ -38,20 +38,27 @@ class CountingBackend(_LocalBackend):
         self.lease_calls: list[int] = []
         self.report_calls: list[list[tuple[str, float | None]]] = []
 
-    def request_lease(self, model: str, want: int, tokens: int) -> object:
+    def request_lease(self, model: str, want: int, tokens: int, owner: str) -> object:
         self.lease_calls.append(want)
-        return super().request_lease(model, want, tokens)
+        return super().request_lease(model, want, tokens, owner)
 
-    def report(self, model: str, outcomes: list[tuple[str, float | None]]) -> None:
+    def report(self, model: str, outcomes: list[tuple[str, float | None]], owner: str) -> None:
         self.report_calls.append(list(outcomes))
-        super().report(model, outcomes)
+        super().report(model, outcomes, owner)
 
 
 def _setup(
-    *, rpm: float | None = 600, lease_size: int = 4, max_concurrency: int = 8
+    *,
+    rpm: float | None = 600,
+    lease_size: int = 4,
+    max_concurrency: int = 8,
+    adaptive: bool = False,
 ) -> tuple[Clock, QuotaState, CountingBackend, LeasedThrottle]:
+    """A quota and one worker; not adaptive unless asked (the lease mechanics on a bucket)."""
     clock = Clock()
-    state = QuotaState(rpm=rpm, max_concurrency=64, initial_concurrency=64, clock=clock)
+    state = QuotaState(
+        rpm=rpm, max_concurrency=64, initial_concurrency=64, adaptive=adaptive, clock=clock
+    )
     backend = CountingBackend(state)
     throttle = LeasedThrottle(
         backend, lease_size=lease_size, max_concurrency=max_concurrency, clock=clock
@@ -112,15 +119,19 @@ def test_buffered_outcomes_are_flushed_after_the_interval() -> None:
 
 def test_a_429_is_reported_at_once_and_drops_held_permits() -> None:
     """A 429 reaches the quota at once, returns the unused permits and starts the pacing."""
-    clock, state, backend, throttle = _setup(rpm=None, lease_size=4)
+    clock, state, backend, throttle = _setup(rpm=None, lease_size=4, adaptive=True)
     for _ in range(5):  # recent successes: the pacing rate starts from them
-        throttle.acquire(MODEL)
+        clock.now += 0.2  # the slow start paces the first requests
+        assert throttle.acquire(MODEL) == 0.0
         throttle.release(MODEL, "ok")
     throttle.flush(give_back=True)
+    unused_before = state.stats().unused
+    clock.now += 1.6  # the start rate has doubled to 8 × 2**(2.4/0.4) = 512 per second
     assert throttle.acquire(MODEL) == 0.0  # a fresh lease of 4: holds 3 more permits
+    assert backend.lease_calls[-1] == 4
     throttle.release(MODEL, "throttled", retry_after=2.0)
     st = state.stats()
-    assert (st.throttled, st.unused) == (1, 3 + 3)  # 3 given back before, 3 dropped now
+    assert (st.throttled, st.unused - unused_before) == (1, 3)  # the 3 held are dropped
     assert st.models[MODEL].rate_per_second is not None  # shared pacing is now on
     assert backend.report_calls[-1] == [("throttled", 2.0), *[("unused", None)] * 3]
     assert throttle.acquire(MODEL) == pytest.approx(2.0)  # Retry-After honoured locally
@@ -225,7 +236,7 @@ class SlowBackend(_LocalBackend):
 def test_a_late_lease_is_given_back_when_idle() -> None:
     """Permits granted after the worker stopped asking are returned, not held against the window."""
     clock = Clock()
-    state = QuotaState(max_concurrency=64, initial_concurrency=64, clock=clock)
+    state = QuotaState(max_concurrency=64, initial_concurrency=64, adaptive=False, clock=clock)
     backend = SlowBackend(state)
     throttle = LeasedThrottle(backend, lease_size=4, clock=clock)
     assert throttle.acquire(MODEL) == pytest.approx(0.005)  # lease in flight

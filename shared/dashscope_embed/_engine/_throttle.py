@@ -1,4 +1,4 @@
-"""Admission control: adaptive concurrency, adaptive pacing after 429s, optional RPM/TPM buckets.
+"""Admission control: a learned request rate per model, optional RPM/TPM budgets, Retry-After.
 
 DashScope quotas are per model and per account, enforced per minute *and* per second, with a
 burst-growth limit (API reference §7). Firing every batch at once produces 429 storms, so each
@@ -7,18 +7,15 @@ for as long as :meth:`Throttle.acquire` says).
 
 Per model:
 
-* **Concurrency window** (slow start, then additive increase): starts at
-  ``initial_concurrency``, +1 per success until the first throttle, then +1/window per success;
-  a 429 cuts it to 70 %. Never above ``max_concurrency``.
-* **Pacing rate** (requests per second), off until the first 429. A 429 sets it to 90 % of the
-  successes seen in the last second (or cuts it by 10 %) and remembers the rate that was too
-  fast. Below 80 % of that level every success raises the rate by 2 % (quick recovery from a
-  transient 429); near it, by 0.1 %, so the rate meets the quota again only after ~100
-  successes (a few 429s per hundred requests at most, ≥ 90 % of the quota on average); past
-  it without a 429, by 1 % (the quota was higher than the last estimate).
+* **Pacing at a learned rate** (:mod:`._rate`): slow start, then on a 429 the rate becomes what
+  actually succeeded in the last second (never a blind halving); it probes upward while answers
+  are clean, and an exhausted per-minute budget is probed one request at a time and then paced
+  at what the last minute admitted. Concurrency follows from rate × latency; ``max_concurrency``
+  is only a safety bound. Server errors and dropped connections change nothing but their slot.
 * **Retry-After** pauses the model for that long.
-* **Explicit limits** ``rpm`` / ``tpm`` (token buckets refilled per second, as the server
-  enforces RPS = RPM/60) for users who know their quota.
+* **Explicit limits** ``rpm`` / ``tpm`` for users who know their quota: token buckets refilled
+  per second (the server enforces RPS = RPM/60) and, when adaptive, even pacing at 98 % of them
+  from the first request (no burst a per-second window would refuse).
 
 One :class:`Throttle` is shared by all calls of a client; pass the same instance to several
 clients (``throttle=``) to share one budget between them in a process.
@@ -28,10 +25,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+from dashscope_embed._config import DEFAULT_MAX_CONCURRENCY
+from dashscope_embed._engine._rate import CREDIT, KNOWN, RateState
 
 
 class ExternalLimiter(Protocol):
@@ -50,13 +49,6 @@ class ExternalLimiter(Protocol):
 
 __all__ = ["ExternalLimiter", "Throttle", "ThrottleSnapshot"]
 
-_COOLDOWN = 1.0  # seconds during which further 429s do not cut again (one burst, one cut)
-_DECREASE_RATE = 0.9
-_DECREASE_WINDOW = 0.7
-_GROWTH_FAR = 1.02  # below 80 % of the last bad rate
-_GROWTH_NEAR = 1.001  # within [80 %, 105 %] of it
-_GROWTH_PROBE = 1.01  # above it: the quota was higher than we thought
-_MIN_RATE = 0.2
 _POLL = 0.05  # longest wait for a free slot before asking again
 
 
@@ -81,17 +73,12 @@ class _Bucket:
 
 @dataclass
 class _ModelState:
-    window: float
-    ssthresh: float = float("inf")
+    rate: RateState
     in_flight: int = 0
-    rate: float | None = None
-    bad_rate: float = 0.0
-    next_send: float = 0.0
     paused_until: float = 0.0
-    last_cut: float = -1e9
-    successes: deque[float] = field(default_factory=deque)
     requests: _Bucket | None = None
     tokens: _Bucket | None = None
+    token_next: float = 0.0  # even pacing of a known token budget
 
 
 @dataclass(frozen=True)
@@ -107,18 +94,19 @@ class Throttle:
     """Admission control shared by every call of a client (see the module docstring).
 
     Args:
-        max_concurrency: Hard cap on requests in flight per model.
-        initial_concurrency: Starting window (grows on success).
+        max_concurrency: Hard cap on requests in flight per model (a safety bound).
+        initial_concurrency: Starting window of the slow start (grows on success).
         rpm: Optional requests-per-minute budget per model.
         tpm: Optional (estimated) tokens-per-minute budget per model.
-        adaptive: Set False to disable the window and pacing (fixed ``max_concurrency``).
+        adaptive: Set False to disable pacing and the window (fixed ``max_concurrency``; the
+            ``rpm``/``tpm`` buckets and Retry-After still apply).
         clock: Monotonic clock (injectable for tests).
     """
 
     def __init__(
         self,
         *,
-        max_concurrency: int = 16,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         initial_concurrency: int | None = None,
         rpm: float | None = None,
         tpm: float | None = None,
@@ -145,7 +133,8 @@ class Throttle:
         st = self._models.get(model)
         if st is None:
             window = float(self.initial_concurrency if self.adaptive else self.max_concurrency)
-            st = _ModelState(window=window)
+            known = self.rpm / 60.0 if self.rpm else None
+            st = _ModelState(rate=RateState.for_quota(window, known))
             if self.rpm:
                 per_s = self.rpm / 60.0
                 st.requests = _Bucket(per_s, max(1.0, per_s), max(1.0, per_s), now)
@@ -160,73 +149,66 @@ class Throttle:
         with self._lock:
             now = self._clock()
             st = self._state(model, now)
-            if st.in_flight >= min(self.max_concurrency, max(1, int(st.window))):
+            cap = st.rate.limit(self.max_concurrency) if self.adaptive else self.max_concurrency
+            if st.in_flight >= cap:
                 return _POLL
-            waits = [st.paused_until - now, (st.next_send - now) if st.rate else 0.0]
+            waits = [st.paused_until - now]
+            if self.adaptive:
+                waits.append(st.rate.wait(now))
+                if self.tpm:
+                    waits.append(st.token_next - now)
             if st.requests is not None:
                 waits.append(st.requests.wait_for(1, now))
             if st.tokens is not None:
                 waits.append(st.tokens.wait_for(tokens, now))
             wait = max(waits)
-            if wait > 0:
+            if wait > 1e-9:  # (a float's rounding is not a wait)
                 return wait
             if st.requests is not None:
                 st.requests.take(1)
             if st.tokens is not None:
                 st.tokens.take(tokens)
-            if st.rate:
-                st.next_send = max(now, st.next_send) + 1.0 / st.rate
+            if self.adaptive:
+                st.rate.admit(now)
+                if self.tpm:
+                    gap = tokens / (KNOWN * self.tpm / 60.0)
+                    st.token_next = max(now - CREDIT, st.token_next) + gap
             st.in_flight += 1
             return 0.0
 
-    def release(self, model: str, outcome: str, *, retry_after: float | None = None) -> None:
-        """Report how an admitted request ended: ``ok``, ``throttled`` or anything else."""
+    def release(
+        self,
+        model: str,
+        outcome: str,
+        *,
+        retry_after: float | None = None,
+        latency: float | None = None,
+    ) -> None:
+        """Report how an admitted request ended and free its slot.
+
+        Args:
+            model: The model it was admitted for.
+            outcome: ``"ok"`` (vectors), ``"throttled"`` (a 429), ``"unused"`` (admitted but
+                never sent) or anything else (5xx, 4xx, transport error, abandoned: not a
+                signal about the quota).
+            retry_after: The server's ``Retry-After`` of a 429, in seconds.
+            latency: Seconds the request took, if the caller measured it (otherwise the
+                oldest open admission is taken as its start).
+        """
         with self._lock:
             now = self._clock()
             st = self._state(model, now)
             st.in_flight = max(0, st.in_flight - 1)
+            if outcome == "throttled" and retry_after:
+                st.paused_until = max(st.paused_until, now + retry_after)
+            if not self.adaptive:
+                return
             if outcome == "ok":
-                self._on_success(st, now)
+                st.rate.on_success(now, latency)
             elif outcome == "throttled":
-                self._on_throttle(st, now, retry_after)
-
-    def _on_success(self, st: _ModelState, now: float) -> None:
-        st.successes.append(now)
-        while st.successes and st.successes[0] < now - 1.0:
-            st.successes.popleft()
-        if not self.adaptive:
-            return
-        if st.window < st.ssthresh:
-            st.window = min(float(self.max_concurrency), st.window + 1.0)
-        else:
-            st.window = min(float(self.max_concurrency), st.window + 1.0 / st.window)
-        if st.rate is not None:
-            if st.rate < 0.8 * st.bad_rate:
-                st.rate *= _GROWTH_FAR
-            elif st.rate <= 1.05 * st.bad_rate:
-                st.rate *= _GROWTH_NEAR
+                st.rate.on_throttle(now, latency)
             else:
-                st.rate *= _GROWTH_PROBE
-
-    def _on_throttle(self, st: _ModelState, now: float, retry_after: float | None) -> None:
-        if retry_after:
-            st.paused_until = max(st.paused_until, now + retry_after)
-        if not self.adaptive or now - st.last_cut < _COOLDOWN:
-            return
-        st.last_cut = now
-        st.window = max(1.0, st.window * _DECREASE_WINDOW)
-        st.ssthresh = st.window
-        recent = sum(1 for t in st.successes if t >= now - 1.0)
-        st.bad_rate = st.rate if st.rate is not None else float(max(recent, 1))
-        if st.rate is None:
-            st.rate = (
-                max(_MIN_RATE, recent * _DECREASE_RATE)
-                if recent
-                else max(_MIN_RATE, st.window * _DECREASE_RATE)
-            )
-        else:
-            st.rate = max(_MIN_RATE, st.rate * _DECREASE_RATE)
-        st.next_send = max(st.next_send, now + 1.0 / st.rate)
+                st.rate.on_other(now, latency, sample=outcome != "unused")
 
     def learn_limit(self, model: str, rows: int) -> None:
         """Remember a smaller row limit the server answered for ``model`` (never a larger one).
@@ -250,8 +232,10 @@ class Throttle:
             return list(self._models)
 
     def snapshot(self, model: str) -> ThrottleSnapshot:
-        """Current window, requests in flight and pacing rate for ``model``."""
+        """Current concurrency limit, requests in flight and pacing rate for ``model``."""
         with self._lock:
             st = self._state(model, self._clock())
-            limit = min(self.max_concurrency, max(1, int(st.window)))
-            return ThrottleSnapshot(limit, st.in_flight, st.rate)
+            if not self.adaptive:
+                return ThrottleSnapshot(self.max_concurrency, st.in_flight, None)
+            limit = st.rate.limit(self.max_concurrency)
+            return ThrottleSnapshot(limit, st.in_flight, st.rate.shown_rate())

@@ -33,10 +33,10 @@ from dashscope_embed.emulator._chaos import ChaosPlan, ChaosRule, endpoint_of
 from dashscope_embed.emulator._faults import (
     INTERNAL_ERROR,
     FaultPlan,
-    QuotaLimiter,
     Rejection,
     ScriptedFault,
 )
+from dashscope_embed.emulator._quota import QuotaLimits
 from dashscope_embed.emulator._records import (
     EmulatorStats,
     RecordedRequest,
@@ -117,7 +117,7 @@ class Emulator:
     def _configure(self, config: EmulatorConfig) -> None:
         """(Re)build every piece of state that the configuration shapes."""
         self._config = config
-        self._quotas = QuotaLimiter(config.rpm, config.tpm, self.clock)
+        self._quotas = QuotaLimits(config.rpm, config.tpm, self.clock, config.quota_model)
         self._faults = FaultPlan(config.error_rate, config.drop_rate, config.seed)
         self._chaos = ChaosPlan(config.chaos, config.seed)
         self._log: deque[RecordedRequest] = deque(maxlen=max(config.max_log, 0))

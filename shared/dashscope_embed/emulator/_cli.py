@@ -13,6 +13,7 @@ import sys
 
 from dashscope_embed.emulator._app import Emulator, EmulatorConfig
 from dashscope_embed.emulator._chaos import ChaosRule, parse_rule
+from dashscope_embed.emulator._quota import QUOTA_MODELS
 from dashscope_embed.emulator._server import EmulatorServer
 from dashscope_embed.emulator._switch import TEST_KEY, client_env, export_lines
 
@@ -70,6 +71,13 @@ def build_parser(prog: str = "python -m dashscope_embed.emulator") -> argparse.A
     parser.add_argument("--rpm", type=int, default=None, help="requests per minute per model")
     parser.add_argument("--tpm", type=int, default=None, help="tokens per minute per model")
     parser.add_argument(
+        "--quota-model",
+        choices=QUOTA_MODELS,
+        default="bucket",
+        help="how --rpm/--tpm are enforced: per-second token bucket, sliding one-second "
+        "window, or per-minute window (default: %(default)s)",
+    )
+    parser.add_argument(
         "--error-rate", type=_rate, default=0.0, help="share answered 500 InternalError"
     )
     parser.add_argument("--drop-rate", type=_rate, default=0.0, help="share of dropped connections")
@@ -118,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         latency_jitter=args.latency_jitter,
         rpm=args.rpm,
         tpm=args.tpm,
+        quota_model=args.quota_model,
         error_rate=args.error_rate,
         drop_rate=args.drop_rate,
         retry_after=args.retry_after,

@@ -27,6 +27,9 @@ class EmulatorConfig:
         latency_jitter: Extra uniform random delay in ``[0, latency_jitter]`` seconds (seeded).
         rpm: Requests per minute per model (enforced per second, like the real service).
         tpm: Tokens per minute per model (enforced per second).
+        quota_model: How ``rpm``/``tpm`` are enforced: ``"bucket"`` (per-second token bucket),
+            ``"window"`` (sliding one-second window) or ``"minute"`` (per-minute window); see
+            :mod:`dashscope_embed.emulator._quota`.
         error_rate: Share of requests answered ``500 InternalError``.
         drop_rate: Share of requests whose connection is dropped without an answer.
         row_limits: Per-model rows-per-request overrides, e.g. ``{"text-embedding-v3": 6}`` to
@@ -46,6 +49,7 @@ class EmulatorConfig:
     latency_jitter: float = 0.0
     rpm: int | None = None
     tpm: int | None = None
+    quota_model: str = "bucket"
     error_rate: float = 0.0
     drop_rate: float = 0.0
     row_limits: dict[str, int] = field(default_factory=dict)

@@ -19,12 +19,20 @@ the whole job, and each worker's client admits its requests through a :class:`Le
 * **Reports in bulk.** Outcomes are buffered and sent in one call every ``flush_interval`` or
   ``lease_size`` outcomes; a 429 is sent at once and drops the permits the worker still holds,
   so the shared pacing cuts for everybody before the next request.
+* **Leases expire.** Every permit is held by an owner (one per :class:`LeasedThrottle`), whose
+  lease lasts ``lease_timeout`` seconds from its last contact; a live worker's housekeeping
+  thread sends a heartbeat every ``heartbeat_interval`` while it holds anything. A worker that
+  dies holding permits (``os._exit``, OOM kill, lost node) stops calling: its permits come
+  back to the shared window within ``lease_timeout`` (checked on every call to the quota), so
+  the job goes on.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,9 +40,19 @@ from typing import Protocol
 
 from dashscope_embed._engine._throttle import Throttle, ThrottleSnapshot
 
-__all__ = ["LeasedThrottle", "QuotaState", "QuotaStats", "Report"]
+__all__ = [
+    "DEFAULT_LEASE_TIMEOUT",
+    "DEFAULT_SHARED_CONCURRENCY",
+    "LeasedThrottle",
+    "QuotaState",
+    "QuotaStats",
+    "Report",
+]
 
 Report = tuple[str, "float | None"]  # (outcome, retry_after) of one admitted request
+
+DEFAULT_LEASE_TIMEOUT = 10.0  # seconds a silent owner keeps its permits
+DEFAULT_SHARED_CONCURRENCY = 256  # requests in flight per model across all workers (a bound)
 
 _LEASE_POLL = 0.005  # how soon to look again at a lease request in flight
 _FULL_POLL = 0.05  # how soon to ask again when this worker's own cap is reached
@@ -51,6 +69,7 @@ class QuotaStats:
         throttled: Requests reported as answered 429.
         failed: Requests reported with another outcome (error, retry, dropped connection).
         unused: Permits given back unused (expired, or dropped after a 429).
+        expired: Permits taken back from owners whose lease ran out (a dead worker).
         models: The shared admission state per model (window, in flight, pacing rate).
     """
 
@@ -60,6 +79,7 @@ class QuotaStats:
     throttled: int = 0
     failed: int = 0
     unused: int = 0
+    expired: int = 0
     models: dict[str, ThrottleSnapshot] = field(default_factory=dict)
 
 
@@ -71,6 +91,9 @@ class QuotaState:
         tpm: Tokens per minute per model for the whole account, if known.
         max_concurrency: Requests in flight per model across all workers.
         initial_concurrency: Starting shared window (grows on success).
+        lease_timeout: Seconds without contact after which an owner's permits are taken back.
+        adaptive: Learn the rate from 429s (default); False keeps only the ``rpm``/``tpm``
+            buckets and a fixed window of ``max_concurrency``.
         clock: Monotonic clock (injectable for tests).
     """
 
@@ -79,27 +102,58 @@ class QuotaState:
         *,
         rpm: float | None = None,
         tpm: float | None = None,
-        max_concurrency: int = 64,
+        max_concurrency: int = DEFAULT_SHARED_CONCURRENCY,
         initial_concurrency: int | None = None,
+        lease_timeout: float = DEFAULT_LEASE_TIMEOUT,
+        adaptive: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if lease_timeout <= 0:
+            raise ValueError(f"lease_timeout must be > 0, got {lease_timeout}")
         self._throttle = Throttle(
             max_concurrency=max_concurrency,
             initial_concurrency=initial_concurrency,
             rpm=rpm,
             tpm=tpm,
+            adaptive=adaptive,
             clock=clock,
         )
-        names = ("leases", "granted", "ok", "throttled", "failed", "unused")
+        names = ("leases", "granted", "ok", "throttled", "failed", "unused", "expired")
         self._counts = dict.fromkeys(names, 0)
+        self._clock = clock
+        self.lease_timeout = lease_timeout
+        self._owners: dict[str, _Owner] = {}
 
-    def lease(self, model: str, want: int, tokens: int) -> tuple[int, float]:
-        """Admit up to ``want`` requests of about ``tokens`` tokens each.
+    def _contact(self, owner: str) -> _Owner | None:
+        """Take back the permits of owners gone silent, then renew ``owner``'s lease."""
+        now = self._clock()
+        for name in [n for n, o in self._owners.items() if o.deadline < now]:
+            for model, held in self._owners.pop(name).held.items():
+                for _ in range(held):
+                    self._throttle.release(model, "unused")
+                self._counts["expired"] += held
+        if not owner:
+            return None
+        entry = self._owners.setdefault(owner, _Owner(0.0))
+        entry.deadline = now + self.lease_timeout
+        return entry
+
+    def heartbeat(self, owner: str) -> None:
+        """Keep ``owner``'s permits for another ``lease_timeout`` seconds."""
+        self._contact(owner)
+
+    def lease_timeout_seconds(self) -> float:
+        """The lease timeout (for handles that join an existing actor)."""
+        return self.lease_timeout
+
+    def lease(self, model: str, want: int, tokens: int, owner: str = "") -> tuple[int, float]:
+        """Admit up to ``want`` requests of about ``tokens`` tokens each, held by ``owner``.
 
         Returns:
             ``(granted, wait)``: permits granted now, and when none were, seconds before asking
             again.
         """
+        entry = self._contact(owner)
         granted, wait = 0, 0.0
         while granted < want:
             wait = self._throttle.acquire(model, tokens)
@@ -108,17 +162,27 @@ class QuotaState:
             granted += 1
         self._counts["leases"] += 1
         self._counts["granted"] += granted
+        if entry is not None and granted:
+            entry.held[model] = entry.held.get(model, 0) + granted
         return granted, (0.0 if granted else wait)
 
-    def report(self, model: str, outcomes: list[Report]) -> None:
+    def report(self, model: str, outcomes: list[Report], owner: str = "") -> None:
         """Release admitted requests: ``ok``, ``throttled``, ``unused`` or anything else."""
-        for outcome, retry_after in outcomes:
-            self._throttle.release(model, outcome, retry_after=retry_after)
+        entry = self._contact(owner)
+        freed = len(outcomes)
+        if entry is not None:
+            held = entry.held.get(model, 0)
+            freed = min(freed, held)  # the rest came back already, when the lease expired
+            entry.held[model] = held - freed
+        for i, (outcome, retry_after) in enumerate(outcomes):
+            if i < freed:
+                self._throttle.release(model, outcome, retry_after=retry_after)
             key = outcome if outcome in ("ok", "throttled", "unused") else "failed"
             self._counts[key] += 1
 
     def stats(self) -> QuotaStats:
         """A snapshot of the counters and of the shared admission state."""
+        self._contact("")
         c = self._counts
         return QuotaStats(
             leases=c["leases"],
@@ -127,21 +191,33 @@ class QuotaState:
             throttled=c["throttled"],
             failed=c["failed"],
             unused=c["unused"],
+            expired=c["expired"],
             models={m: self._throttle.snapshot(m) for m in self._throttle.models()},
         )
+
+
+@dataclass
+class _Owner:
+    """The permits one worker holds, per model, and when its lease runs out."""
+
+    deadline: float
+    held: dict[str, int] = field(default_factory=dict)
 
 
 class _Backend(Protocol):
     """How a :class:`LeasedThrottle` talks to the quota (asynchronously)."""
 
-    def request_lease(self, model: str, want: int, tokens: int) -> object:
+    def request_lease(self, model: str, want: int, tokens: int, owner: str) -> object:
         """Start a lease request; returns a ticket for :meth:`poll_lease`."""
 
     def poll_lease(self, ticket: object) -> tuple[int, float] | None:
         """The answer to a lease request, or ``None`` if it has not arrived (never blocks)."""
 
-    def report(self, model: str, outcomes: list[Report]) -> None:
+    def report(self, model: str, outcomes: list[Report], owner: str) -> None:
         """Send outcomes (fire and forget)."""
+
+    def heartbeat(self, owner: str) -> None:
+        """Renew ``owner``'s lease (fire and forget)."""
 
 
 class _LocalBackend:
@@ -150,14 +226,17 @@ class _LocalBackend:
     def __init__(self, state: QuotaState) -> None:
         self.state = state
 
-    def request_lease(self, model: str, want: int, tokens: int) -> object:
-        return self.state.lease(model, want, tokens)
+    def request_lease(self, model: str, want: int, tokens: int, owner: str) -> object:
+        return self.state.lease(model, want, tokens, owner)
 
     def poll_lease(self, ticket: object) -> tuple[int, float] | None:
         return ticket  # type: ignore[return-value]
 
-    def report(self, model: str, outcomes: list[Report]) -> None:
-        self.state.report(model, outcomes)
+    def report(self, model: str, outcomes: list[Report], owner: str) -> None:
+        self.state.report(model, outcomes, owner)
+
+    def heartbeat(self, owner: str) -> None:
+        self.state.heartbeat(owner)
 
 
 @dataclass
@@ -186,6 +265,8 @@ class LeasedThrottle(Throttle):
         lease_size: Most permits asked for in one call to the quota.
         lease_ttl: Seconds a leased permit stays usable before it is given back.
         flush_interval: Longest delay before outcomes are reported (a 429 is reported at once).
+        heartbeat_interval: Seconds between heartbeats while this worker holds permits (keep
+            it well below the quota's ``lease_timeout``).
         clock: Monotonic clock (injectable for tests).
     """
 
@@ -197,12 +278,16 @@ class LeasedThrottle(Throttle):
         lease_size: int = 8,
         lease_ttl: float = 0.5,
         flush_interval: float = 0.05,
+        heartbeat_interval: float = DEFAULT_LEASE_TIMEOUT / 5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(max_concurrency=max_concurrency, adaptive=False, clock=clock)
         if lease_size < 1:
             raise ValueError(f"lease_size must be >= 1, got {lease_size}")
         self._backend = backend
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.heartbeat_interval = heartbeat_interval
+        self._last_contact = clock()
         self.lease_size = lease_size
         self.lease_ttl = lease_ttl
         self.flush_interval = flush_interval
@@ -235,6 +320,10 @@ class LeasedThrottle(Throttle):
                     self._give_back(model, st)
                 if st.outcomes and now - st.last_flush >= self.flush_interval:
                     self._flush(model, st, now)
+            holding = any(s.permits or s.in_flight or s.ticket for s in self._leases.values())
+            if holding and now - self._last_contact >= self.heartbeat_interval:
+                self._last_contact = now
+                self._backend.heartbeat(self.owner)
 
     def acquire(self, model: str, tokens: int = 0) -> float:
         """Use a held permit, or start a lease request; 0.0 means admitted, else seconds to wait."""
@@ -259,7 +348,8 @@ class LeasedThrottle(Throttle):
             if now < st.not_before:
                 return st.not_before - now
             want = max(1, min(self.lease_size, self.max_concurrency - st.in_flight))
-            st.ticket = self._backend.request_lease(model, want, tokens)
+            st.ticket = self._backend.request_lease(model, want, tokens, self.owner)
+            self._last_contact = now
         answer = self._backend.poll_lease(st.ticket)
         if answer is None:
             return _LEASE_POLL
@@ -271,7 +361,14 @@ class LeasedThrottle(Throttle):
         st.permits, st.expires = granted, now + self.lease_ttl
         return 0.0
 
-    def release(self, model: str, outcome: str, *, retry_after: float | None = None) -> None:
+    def release(
+        self,
+        model: str,
+        outcome: str,
+        *,
+        retry_after: float | None = None,
+        latency: float | None = None,
+    ) -> None:
         """Buffer the outcome; report in bulk, or at once (dropping held permits) on a 429."""
         with self._leases_lock:
             now = self._clock()
@@ -314,7 +411,8 @@ class LeasedThrottle(Throttle):
         st.last_flush = now
         if st.outcomes:
             outcomes, st.outcomes = st.outcomes, []
-            self._backend.report(model, outcomes)
+            self._backend.report(model, outcomes, self.owner)
+            self._last_contact = now
 
     def models(self) -> list[str]:
         """Models this worker has asked permits for."""
