@@ -198,7 +198,8 @@ def test_sparse_results_are_fanned_out_too(harness: Harness) -> None:
 
 
 def test_an_error_names_every_position_of_the_offending_text(harness: Harness) -> None:
-    """A too-long text that appears twice is reported at both positions, first one in the text."""
+    """A too-long text that appears twice is reported at both positions; a good text that
+    appears twice is in the partial result at both of its positions."""
     long = "word " * 50
 
     def answer(body: dict[str, Any]) -> httpx.Response:
@@ -208,11 +209,13 @@ def test_an_error_names_every_position_of_the_offending_text(harness: Harness) -
         return httpx.Response(200, json=ok_body(body["input"]["texts"]))
 
     harness.server.script = [answer] * 4
+    client = harness.make(max_concurrency=1)  # one request at a time: the order is fixed
     with pytest.raises(InputTooLongError, match="input 1 is longer") as info:
-        harness.embed(["short", long, "other", long])
+        harness.embed(["short", long, "short", long], client)
     assert info.value.input_indices == (1, 3)
     assert info.value.partial is not None
     assert info.value.partial.rows == (0, 2)
+    assert info.value.partial.result.embeddings[:, 0].tolist() == [5.0, 5.0]
 
 
 def test_a_misspelt_model_gets_a_did_you_mean_after_the_400(harness: Harness) -> None:
