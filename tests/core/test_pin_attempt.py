@@ -304,6 +304,18 @@ def test_aborted_during_retry_sleep_stops_before_admission() -> None:
     assert fin.calls == [(job, r1)]
 
 
+def test_an_unknown_answer_is_a_driver_bug() -> None:
+    """Anything but a Reply or NoReply after a Send is a TypeError; the slot is still freed."""
+    job, fin = ScriptedJob(), Finishes()
+    steps = start(job, fin)
+    next(steps)
+    steps.send(True)
+    with pytest.raises(TypeError) as info:
+        steps.send("junk")  # type: ignore[arg-type]
+    assert str(info.value) == "expected a Reply or NoReply, got 'junk'"
+    assert fin.calls == [(job, None)]
+
+
 def test_action_dataclasses_hold_their_fields() -> None:
     """The actions and answers are plain frozen records of what they carry."""
     exc = ValueError("v")
@@ -332,6 +344,9 @@ def test_distinct_identity() -> None:
     assert picked is not None
     assert picked.tolist() == [2, 1]
     assert d.done([2, 0]) == [0, 2]
+    empty = d.pick([])
+    assert empty is not None
+    assert empty.tolist() == []
 
 
 def test_distinct_with_duplicates() -> None:
@@ -347,6 +362,10 @@ def test_distinct_with_duplicates() -> None:
     assert d.origin([]) == ()
     assert d.inputs([0]) == 3
     assert d.inputs([1, 2]) == 3
+    assert d.inputs([]) == 0
+    none = d.pick([])
+    assert none is not None
+    assert none.tolist() == []
     assert type(d.inputs([1, 2])) is int
     all_rows = d.pick(None)
     assert all_rows is not None
@@ -371,5 +390,7 @@ def test_distinct_empty() -> None:
     """No keys: an empty identity map."""
     d = Distinct([])
     assert (d.size, d.count, d.identity, d.first) == (0, 0, True, [])
+    assert d.inverse.dtype == np.intp
+    assert d.inputs([]) == 0
     assert d.done([]) == []
     assert d.origin([]) == ()

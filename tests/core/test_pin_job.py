@@ -178,6 +178,17 @@ def test_a_200_carrying_a_throttling_code_is_a_429() -> None:
     )
 
 
+def test_a_last_200_carrying_a_throttling_code_raises_with_the_hint() -> None:
+    """The final business Throttling 200 raises RateLimitError holding the capped hint."""
+    job = make(["a"])
+    body = err("Throttling", "slow down")
+    out = job.on_response(Batch((0,)), 2, 200, {"retry-after": "30"}, body)
+    e = out.error
+    assert type(e) is RateLimitError
+    assert (e.status, e.retry_after) == (200, 20.0)
+    assert out == Outcome("raise", error=e, status=429, retry_after=20.0)
+
+
 def test_a_200_carrying_a_bad_request_code_raises_it() -> None:
     """A business InvalidParameter code in a 200 raises BadRequestError with status 200."""
     job = make(["a", "b"])
