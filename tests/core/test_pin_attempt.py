@@ -3,6 +3,12 @@
 The ``attempts`` generator is driven by hand: a scripted job returns fixed outcomes and records
 every call, and each test sends the generator the answers a driver would, asserting the exact
 sequence of actions, the arguments the job saw and every ``finish`` call.
+
+Mutants of ``_distinct.py`` left alive, all equivalent on a 64-bit platform: the ``-1`` fill of
+``first`` (every slot is overwritten), ``dtype=np.intp`` dropped from ``np.full`` / ``np.arange``
+(numpy's default int is int64 = intp), ``minlength`` dropped from ``np.bincount`` (every distinct
+row occurs, so the length is ``count`` anyway) and ``dtype=bool`` dropped from ``done``'s mask
+(a float mask selects the same positions).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 No HTTP: each test builds a :class:`TextJob` and hands ``on_response`` / ``on_transport_error``
 crafted bytes, asserting the exact :class:`Outcome` (kind, delay, batches, status, pause), the
 typed error and what the job stored. The jitter source is fixed, so every delay is exact.
+
+Mutants left alive, all equivalent: ``timeout=None`` for a non-JSON 200 (falsy like ``False``,
+and ``kind`` is given), ``status=None`` dropped from a transport retry (the default),
+``dtype=np.intp`` dropped in ``_put_dense`` (batches are never empty, and int64 = intp), and the
+``kind`` default of the ``Job`` protocol stub (never executed).
 """
 
 from __future__ import annotations
