@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -179,7 +180,7 @@ class AsyncDashScopeClient(BaseClient):
         running: set[asyncio.Future[list[Batch]]] = set()
         try:
             while queue or running:
-                while queue and len(running) < self._workers():
+                while queue and len(running) < self._workers(job.model):
                     running.add(asyncio.ensure_future(self._drive(job, queue.popleft())))
                 done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -193,7 +194,12 @@ class AsyncDashScopeClient(BaseClient):
 
     async def _drive(self, job: Job, batch: Batch) -> list[Batch]:
         """Async twin of :meth:`DashScopeClient._drive`."""
-        steps: Attempts = attempts(job, batch, self._release)
+        sent = [0.0]  # when this batch's current attempt was sent (for the throttle's latency)
+
+        def finish(job: Job, outcome: Any) -> None:
+            self._release(job, outcome, time.monotonic() - sent[0] if sent[0] else None)
+
+        steps: Attempts = attempts(job, batch, finish)
         answer: bool | Reply | NoReply | None = None
         while True:
             try:
@@ -204,6 +210,7 @@ class AsyncDashScopeClient(BaseClient):
                 if isinstance(action, Admit):
                     answer = await self._admit(job, action.tokens)
                 elif isinstance(action, Send):
+                    sent[0] = time.monotonic()
                     answer = await self._post(action)
                 else:
                     answer = await self._sleep(action.seconds)
@@ -253,8 +260,8 @@ class AsyncDashScopeClient(BaseClient):
             event = self._slot_events[loop] = asyncio.Event()
         return event
 
-    def _release(self, job: Job, outcome: Any) -> None:
-        self._finish(job, outcome)
+    def _release(self, job: Job, outcome: Any, latency: float | None = None) -> None:
+        self._finish(job, outcome, latency=latency)
         event = self._slot_events.get(asyncio.get_running_loop())
         if event is not None:
             event.set()

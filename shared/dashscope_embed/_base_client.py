@@ -81,15 +81,18 @@ class BaseClient:
         """The admission control of this client (pass it to another client to share it)."""
         return self._throttle
 
-    def _finish(self, job: Job, outcome: Outcome | None) -> None:
-        """Give the request's slot back to the throttle (always) and count how it ended."""
+    def _finish(self, job: Job, outcome: Outcome | None, *, latency: float | None = None) -> None:
+        """Give the request's slot back to the throttle (always) and count how it ended.
+
+        ``latency`` (seconds from the send to the answer) lets the throttle size its window
+        from rate × latency."""
         if outcome is None:  # abandoned mid-request: free the slot, nothing to learn or count
             self._throttle.release(job.model, "other")
             return
         kind = {"done": "ok"}.get(outcome.kind, "other")
         if outcome.status == 429:
             kind = "throttled"
-        self._throttle.release(job.model, kind, retry_after=outcome.retry_after)
+        self._throttle.release(job.model, kind, retry_after=outcome.retry_after, latency=latency)
         self._stats.record(
             outcome.kind,
             reason=outcome.reason,
@@ -140,9 +143,15 @@ class BaseClient:
             on_limit=self._throttle.learn_limit,
         )
 
-    def _workers(self) -> int:
-        """Batches run side by side: twice the throttle's cap, because a batch sleeping before
-        its retry holds a worker but no slot (the throttle bounds requests in flight). Read on
-        every scheduling step, so re-split and bisected batches fill the window too."""
+    def _workers(self, model: str | None = None) -> int:
+        """Batches run side by side: twice the throttle's current limit for ``model`` (a batch
+        sleeping before its retry holds a worker but no slot, and a few waiting at admission
+        tell the throttle there is demand), never more than twice its hard cap. Read on every
+        scheduling step, so re-split and bisected batches fill the window too, and a cap sized
+        for the largest quota never starts hundreds of idle threads. ``None``: the bound."""
         cap = self._throttle.max_concurrency
-        return 1 if cap == 1 else 2 * cap
+        if cap == 1:
+            return 1
+        if model is None:
+            return 2 * cap
+        return min(2 * cap, 2 * max(2, self._throttle.snapshot(model).concurrency_limit))

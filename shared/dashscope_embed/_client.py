@@ -50,8 +50,9 @@ class DashScopeClient(BaseClient):
             ``DASHSCOPE_WORKSPACE``.
         timeout: Seconds per request (default 60).
         max_retries: Retries per batch on 408/429/5xx/connection errors (default 5).
-        max_concurrency: Requests in flight at once, per model (default 16; the adaptive
-            window starts at 4 and grows while requests succeed).
+        max_concurrency: Hard cap on requests in flight, per model (default 200: a safety
+            bound; the throttle keeps about rate × latency in flight and paces at a learned
+            request rate).
         rpm: Your requests-per-minute quota, if you know it: requests are paced to it.
         tpm: Your tokens-per-minute quota (tokens estimated from the texts), likewise.
         throttle: A :class:`Throttle` to share with other clients of the same key (it then
@@ -240,7 +241,7 @@ class DashScopeClient(BaseClient):
                     queue.extend(self._drive(job, queue.popleft(), stop))
                     continue
                 pool = self._thread_pool()
-                while queue and len(running) < self._workers():
+                while queue and len(running) < self._workers(job.model):
                     running.add(pool.submit(self._drive, job, queue.popleft(), stop))
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -257,7 +258,12 @@ class DashScopeClient(BaseClient):
 
     def _drive(self, job: Job, batch: Batch, stop: threading.Event) -> list[Batch]:
         """Perform the actions of :func:`attempts` for one batch."""
-        steps: Attempts = attempts(job, batch, self._release)
+        sent = [0.0]  # when this batch's current attempt was sent (for the throttle's latency)
+
+        def finish(job: Job, outcome: Any) -> None:
+            self._release(job, outcome, time.monotonic() - sent[0] if sent[0] else None)
+
+        steps: Attempts = attempts(job, batch, finish)
         answer: bool | Reply | NoReply | None = None
         while True:
             try:
@@ -268,6 +274,7 @@ class DashScopeClient(BaseClient):
                 if isinstance(action, Admit):
                     answer = self._admit(job, action.tokens)
                 elif isinstance(action, Send):
+                    sent[0] = time.monotonic()
                     answer = self._post(action)
                 else:
                     answer = None
@@ -301,8 +308,8 @@ class DashScopeClient(BaseClient):
                 self._slot_freed.wait(pause)
         return False
 
-    def _release(self, job: Job, outcome: Any) -> None:
-        self._finish(job, outcome)
+    def _release(self, job: Job, outcome: Any, latency: float | None = None) -> None:
+        self._finish(job, outcome, latency=latency)
         with self._slot_freed:
             self._slot_freed.notify_all()
 
