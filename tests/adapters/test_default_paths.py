@@ -1,6 +1,6 @@
 """Every adapter's default entry point sends requests side by side, one vector per input, in order.
 
-The emulator's transport waits 30 ms per request and counts requests in flight; nothing here
+The emulator's transport waits 200 ms per request and counts requests in flight; nothing here
 times anything (speed is the benchmark's job): it checks that more than one request is on the
 wire at once and that each node or text gets exactly its own vector.
 """
@@ -27,7 +27,7 @@ TEXTS = [f"document number {i} about tea, rivers and hills" for i in range(100)]
 
 
 def emulator() -> tuple[Emulator, Counting]:
-    emu = Emulator(EmulatorConfig(latency=0.03))
+    emu = Emulator(EmulatorConfig(latency=0.2))
     return emu, Counting(emu)
 
 
