@@ -13,7 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SUITES = ["benchmarks.cpu", "benchmarks.throughput", "benchmarks.quota", "benchmarks.quota_matrix"]
+SUITES = [
+    "benchmarks.cpu",
+    "benchmarks.throughput",
+    "benchmarks.quota",
+    "benchmarks.quota_matrix",
+    "benchmarks.adapter_paths",
+]
 OPTIONAL = ["benchmarks.batch_memory", "benchmarks.batch_cpu", "benchmarks.ray_quota"]
 
 
