@@ -26,14 +26,17 @@ class Distinct:
 
     def __init__(self, keys: Sequence[Hashable]) -> None:
         slot: dict[Hashable, int] = {}
-        inverse = [slot.setdefault(k, len(slot)) for k in keys]
+        inverse: list[int] = []
+        self.first: list[int] = []  # the first position of each distinct key
+        for pos, key in enumerate(keys):
+            row = slot.setdefault(key, len(slot))
+            if row == len(self.first):
+                self.first.append(pos)
+            inverse.append(row)
         self.size = len(inverse)
         self.count = len(slot)
         self.identity = self.count == self.size
         self.inverse: npt.NDArray[np.intp] = np.asarray(inverse, dtype=np.intp)
-        first = np.full(self.count, -1, dtype=np.intp)
-        first[self.inverse[::-1]] = np.arange(self.size - 1, -1, -1, dtype=np.intp)
-        self.first: list[int] = first.tolist()
         self._counts = np.bincount(self.inverse, minlength=self.count)
         self._positions: list[list[int]] | None = None
 
