@@ -1,7 +1,7 @@
 """Pins of the error side: status/code → exception class, error envelopes, Retry-After, messages.
 
 Every case asserts exact values (class, status, code, message, request id, hint, retry_after), so
-that the error mapping in ``_wire.py`` and the exception tree in ``_errors.py`` can be moved
+that the error mapping in ``_status.py`` and the exception tree in ``_errors.py`` can be moved
 without a behaviour changing unnoticed.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dashscope_embed import _wire
+from dashscope_embed import _status
 from dashscope_embed._errors import (
     APIConnectionError,
     APIStatusError,
@@ -32,14 +32,13 @@ from dashscope_embed._errors import (
     RateLimitError,
     ServerError,
 )
-from dashscope_embed._wire import (
-    JSON_BACKENDS,
+from dashscope_embed._status import (
     ErrorBody,
     make_status_error,
     parse_error_body,
     parse_retry_after,
-    use_json_backend,
 )
+from dashscope_embed._wire import JSON_BACKENDS, use_json_backend
 
 REGION_HINT = (
     "DashScope API keys are region-specific: a Beijing (cn-beijing) key fails on the "
@@ -458,7 +457,7 @@ def test_retry_after_header_names_are_case_insensitive_with_httpx_headers() -> N
 
 def test_http_date_without_now_uses_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no explicit now, an HTTP date is measured against time.time()."""
-    monkeypatch.setattr(_wire.time, "time", lambda: NOW - 2.0)
+    monkeypatch.setattr(_status.time, "time", lambda: NOW - 2.0)
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}) == 7.0
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=NOW) == 5.0
 

@@ -19,7 +19,7 @@ from dashscope_embed._errors import (
     RateLimitError,
     ServerError,
 )
-from dashscope_embed._wire import ErrorBody, make_status_error
+from dashscope_embed._status import ErrorBody, make_status_error
 
 
 class FixedRng(random.Random):

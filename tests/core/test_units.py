@@ -18,7 +18,12 @@ from dashscope_embed import (
 )
 from dashscope_embed._engine._retry import RetryPolicy
 from dashscope_embed._engine._throttle import Throttle
-from dashscope_embed._wire import ErrorBody, make_status_error, parse_error_body, parse_retry_after
+from dashscope_embed._status import (
+    ErrorBody,
+    make_status_error,
+    parse_error_body,
+    parse_retry_after,
+)
 
 EXPECTED_ALL = [
     "DEFAULT_MULTIMODAL_MODEL",

@@ -29,14 +29,9 @@ from dashscope_embed._errors import (
     RateLimitError,
 )
 from dashscope_embed._models import ModelSpec
+from dashscope_embed._status import make_status_error, parse_error_body, parse_retry_after
 from dashscope_embed._types import EmbeddingResult, PartialResult, Usage
-from dashscope_embed._wire import (
-    NotJSONError,
-    ProtocolError,
-    make_status_error,
-    parse_error_body,
-    parse_retry_after,
-)
+from dashscope_embed._wire import NotJSONError, ProtocolError
 
 from ._distinct import Distinct
 from ._retry import RetryPolicy

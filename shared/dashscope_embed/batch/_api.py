@@ -4,8 +4,8 @@
 ``GET /files/{id}/content``, ``POST /batches``, ``GET /batches/{id}``,
 ``POST /batches/{id}/cancel``, ``GET /batches``. Every call goes through the core's one retry
 policy (:class:`~._retry.RetryPolicy`: connection errors, timeouts, 408, 429, 5xx; ``Retry-After``
-honoured) and error mapping (:func:`~._wire.make_status_error`), so a 401 here raises the same
-:class:`~._errors.AuthenticationError` as an embedding call.
+honoured) and error mapping (:func:`~dashscope_embed._status.make_status_error`), so a 401
+here raises the same :class:`~._errors.AuthenticationError` as an embedding call.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from dashscope_embed._errors import (
     APITimeoutError,
     RateLimitError,
 )
-from dashscope_embed._wire import loads, make_status_error, parse_error_body, parse_retry_after
+from dashscope_embed._status import make_status_error, parse_error_body, parse_retry_after
+from dashscope_embed._wire import loads
 
 __all__ = ["BatchInfo", "CompatApi", "list_batches"]
 

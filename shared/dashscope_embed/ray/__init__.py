@@ -42,8 +42,10 @@ from dashscope_embed.ray._pipeline import (
     SourceFormat,
     embed_files,
 )
-from dashscope_embed.ray._quota import LeasedThrottle, QuotaState, QuotaStats
 from dashscope_embed.ray._shared import SharedQuota
+
+from ._quota import LeasedThrottle
+from ._state import QuotaState, QuotaStats
 
 __all__ = [
     "STATUS_COLUMN",

@@ -46,8 +46,9 @@ from dashscope_embed import (
 )
 from dashscope_embed._config import DEFAULT_MAX_CONCURRENCY
 from dashscope_embed.ray._batch import Columns, batch_kind, read_column, write_columns
-from dashscope_embed.ray._quota import LeasedThrottle
 from dashscope_embed.ray._shared import SharedQuota
+
+from ._quota import LeasedThrottle
 
 __all__ = ["DashScopeEmbedder", "OnError"]
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from dashscope_embed.ray._quota import (
+from ._quota import LeasedThrottle
+from ._state import (
     DEFAULT_LEASE_TIMEOUT,
     DEFAULT_SHARED_CONCURRENCY,
-    LeasedThrottle,
     QuotaState,
     QuotaStats,
     Report,
