@@ -9,9 +9,11 @@ Phases:
 
 * **Start** (no 429 yet, no known quota): slow start. A concurrency window that starts at
   ``initial_concurrency`` and grows by :data:`START_GROWTH` per success (×1.3 per round
-  trip), and a pacing rate that starts at :data:`START_RATE` and doubles every
-  :data:`START_DOUBLING` seconds, so a short round trip cannot fire a burst the server has no
-  budget for.
+  trip), and a pacing rate that starts at :data:`START_RATE` and grows by
+  :data:`START_RATE_GROWTH` / latency per success (×2 per round trip: fast where answers are
+  quick and an overshoot is short), never faster than a doubling every
+  :data:`START_DOUBLING` seconds (a burst-growth limit: a short round trip cannot fire a
+  burst the server has no budget for).
 * **Paced**: requests leave at most ``rate`` per second, evenly spaced (a late sender may catch
   up by :data:`CREDIT` seconds, no more); up to ``2 × rate × latency + 2`` in flight. On a 429
   for a request sent after the last cut, the rate is set from what actually succeeded, per
@@ -20,10 +22,13 @@ Phases:
   growth recovers a per-second window's half quickly), later ones at ``BACKOFF ×`` it and at
   most ``DECREASE ×`` the current rate. That count is also the *ceiling*, the measured quota.
   One cut per :data:`COOLDOWN`, and a 429 for a request sent before the last cut says nothing
-  new. While pacing holds requests back, the rate grows per second by :data:`GROWTH_FAST`
-  below 90 % of the ceiling, by :data:`GROWTH_NEAR` within [90 %, 105 %] of it (once clean for
-  :data:`HOLD` seconds: a few 429s per minute at most) and by :data:`GROWTH_PROBE` above it
-  (the quota was raised).
+  new, unless :data:`RECUT` requests sent after the cut are refused within it: then the rate
+  becomes ``BACKOFF ×`` what got through since the cut (over the sends answered by now), the
+  server's rate while overloaded (a token bucket's burst, which inflates the first second's
+  count, is spent by then). While pacing holds requests back, the rate grows per second by
+  :data:`GROWTH_FAST` below 90 % of the ceiling, by :data:`GROWTH_NEAR` within [90 %, 105 %]
+  of it (once clean for :data:`HOLD` seconds: a few 429s per minute at most) and by
+  :data:`GROWTH_PROBE` above it (the quota was raised).
 * **Probe** (a 429 sent after a cut with no success since, or nothing through in the last
   second: the budget is spent, e.g. a per-minute window used up in a burst): one request at a
   time, :data:`PROBE_GAP` apart, the gap doubling per 429 up to :data:`PROBE_GAP_MAX`. The
@@ -46,8 +51,9 @@ from dataclasses import dataclass, field
 
 __all__ = ["RateState"]
 
-START_RATE = 8.0  # requests per second at the very start
-START_DOUBLING = 0.4  # seconds per doubling of the start rate
+START_RATE = 16.0  # requests per second at the very start
+START_DOUBLING = 0.3  # seconds: the start rate doubles at most this often
+START_RATE_GROWTH = 1.0  # start rate added per success, × 1/latency (×2 per round trip)
 BACKOFF = 0.95  # share of the measured successes per second to pace at after a 429
 DECREASE = 0.9  # a further cut lowers the rate at least this much
 KNOWN = 0.98  # share of a known quota to pace at
@@ -61,6 +67,7 @@ PROBE_GAP = 0.25  # seconds between probes of an exhausted budget, doubling per 
 PROBE_GAP_MAX = 8.0
 MINUTE_DRY = 2.0  # a dry spell this long (plus two round trips) means a per-minute budget
 COOLDOWN = 1.0  # seconds after a cut before a 429 measures a whole second again
+RECUT = 2.0  # 429s sent after a cut that cut again within the cooldown
 FIRST = 0.5  # share of the measurement the first cut paces at
 START_GROWTH = 0.3  # window added per success during the start (×1.3 per round trip)
 MIN_SPAN = 0.25  # shortest span (seconds) successes are counted over
@@ -88,6 +95,7 @@ class RateState:
     known: bool = False
     per_minute: bool = False
     started: float | None = None
+    start_rate: float = START_RATE
     next_send: float = 0.0
     cut_at: float | None = None
     last_429: float = -math.inf
@@ -131,7 +139,8 @@ class RateState:
         if self.rate is not None:
             return self.rate
         elapsed = 0.0 if self.started is None else now - self.started
-        return START_RATE * math.pow(2.0, min(elapsed / START_DOUBLING, 30.0))
+        bound = START_RATE * math.pow(2.0, min(elapsed / START_DOUBLING, 30.0))
+        return min(self.start_rate, bound)
 
     def shown_rate(self) -> float | None:
         """The pacing rate for stats: ``None`` during the start (paced by the window)."""
@@ -179,6 +188,8 @@ class RateState:
             self.ok_since_cut += 1
         if self.rate is None:
             self.window += START_GROWTH
+            if self.latency > 0.0:
+                self.start_rate += START_RATE_GROWTH / self.latency
         if self.probing:
             self._end_probe(now)
 
@@ -220,10 +231,11 @@ class RateState:
             return
         self.throttled_since_cut += 1
         if since < COOLDOWN:
-            if since >= MIN_SPAN and self.throttled_since_cut > self.ok_since_cut:
-                # Most of what was sent since the cut is refused: pace at what got through
-                # (the ceiling stays; a sliding window's leftovers may undercount it).
-                through = self.ok_since_cut / since
+            span = since - self.latency  # what was sent since the cut and is answered by now
+            if span >= MIN_SPAN and self.throttled_since_cut >= RECUT:
+                # Still refused after the cut: what got through since is the server's rate
+                # while overloaded (a token bucket's burst is spent by now).
+                through = self.ok_since_cut / span
                 self.rate = max(MIN_RATE, min(DECREASE * (self.rate or 0.0), BACKOFF * through))
                 self.cut_at, self.ok_since_cut, self.throttled_since_cut = now, 0, 0
                 self.next_send = max(self.next_send, now + 1.0 / self.rate)
