@@ -56,6 +56,8 @@ class DashScopeFields(BaseModel):
     timeout: float | None = None
     max_retries: int | None = None
     max_concurrency: int | None = None
+    rpm: float | None = None  # your quota, if known: paced to it from the first request
+    tpm: float | None = None
     max_batch_size: int | None = None
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True, repr=False)
@@ -87,6 +89,8 @@ class DashScopeFields(BaseModel):
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "max_concurrency": self.max_concurrency,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
         }
         self._rt = Runtime(
             key,

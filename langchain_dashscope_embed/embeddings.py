@@ -50,6 +50,7 @@ class DashScopeEmbeddings(DashScopeFields, Embeddings):
             ``DASHSCOPE_WORKSPACE``.
         timeout / max_retries / max_concurrency: Passed to the core, which batches to the
             model's row limit, retries per batch and runs batches concurrently.
+        rpm / tpm: Your quota per model, if you know it: paced to it from the first request.
 
     Instantiate / embed::
 

@@ -53,6 +53,8 @@ class DashScopeSettings(EndpointMixin):
     timeout: float | None = Field(default=None, exclude=True)
     max_retries: int | None = Field(default=None, exclude=True)
     max_concurrency: int | None = Field(default=None, exclude=True)
+    rpm: float | None = Field(default=None, exclude=True, description="Known RPM quota.")
+    tpm: float | None = Field(default=None, exclude=True, description="Known TPM quota.")
 
     @model_validator(mode="before")
     @classmethod

@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["EndpointMixin"]
 
 #: Fields the core clients are built from: assigning one rebuilds them.
-ENDPOINT = ("region", "base_url", "workspace", "timeout", "max_retries", "max_concurrency")
+ENDPOINT = (
+    *("region", "base_url", "workspace", "timeout", "max_retries", "max_concurrency"),
+    *("rpm", "tpm"),  # declared by the text adapters only
+)
 _INIT_ONLY = ("api_key", "http_client", "async_http_client")
 _RENAMED = {
     "model": "model_name",
@@ -131,7 +134,7 @@ class EndpointMixin(RuntimeAccessors, BaseModel):
         return runtime
 
     def _endpoint(self, *, reresolve: bool = False) -> dict[str, Any]:
-        options = {name: getattr(self, name) for name in ENDPOINT}
+        options = {name: getattr(self, name, None) for name in ENDPOINT}
         if reresolve:
             options["base_url"] = None  # the pinned host belongs to the previous region
         return options

@@ -106,3 +106,25 @@ def test_llama_index_ingestion_pipeline_is_concurrent() -> None:
     for node in nodes:
         text = node.get_content(metadata_mode="embed")
         np.testing.assert_allclose(np.array(node.embedding), text_vector(V4, text), atol=1e-6)
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama_index"])
+def test_a_known_quota_given_to_the_adapter_paces_from_the_first_request(framework: str) -> None:
+    """rpm= on the adapter reaches the core throttle: paced at 98 % of it, no 429 at all, even
+    against a sliding one-second window (no burst allowance)."""
+    emu = Emulator(EmulatorConfig(latency=0.02, rpm=3000, quota_model="window"))
+    transport = Counting(emu)
+    common = {"api_key": KEY, "base_url": URL, "http_client": httpx.Client(transport=transport)}
+    texts = TEXTS[:60]
+    if framework == "langchain":
+        lc = DashScopeEmbeddings(**common, rpm=3000)
+        got, throttle = lc.embed_documents(texts), lc._rt.client.throttle
+    else:
+        li = DashScopeEmbedding(**common, rpm=3000)
+        got = li.get_text_embedding_batch(texts)
+        throttle = li._rt.client.throttle
+        assert "rpm" not in li.to_dict()  # a transport knob: not part of the cache key
+    assert throttle.rpm == 3000
+    assert throttle.snapshot(V4).rate_per_second == pytest.approx(0.98 * 50)
+    assert [r.status for r in emu.requests] == [200] * 6
+    np.testing.assert_allclose(np.array(got), expected(texts), atol=1e-6)
