@@ -105,7 +105,35 @@ def ray_data(url: str, texts: list[str], dimension: int) -> np.ndarray:
     return np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in rows])
 
 
-PATHS: dict[str, Path] = {"core sync": core_sync, "core async": core_async, "ray 4w": ray_data}
+def langchain(url: str, texts: list[str], dimension: int) -> np.ndarray:
+    """LangChain ``embed_documents`` with default settings."""
+    from langchain_dashscope_embed import DashScopeEmbeddings
+
+    emb = DashScopeEmbeddings(api_key=KEY, base_url=url, model=MODEL, dimension=dimension)
+    return np.array(emb.embed_documents(texts), dtype=np.float32)
+
+
+def llama_index(url: str, texts: list[str], dimension: int) -> np.ndarray:
+    """LlamaIndex ``VectorStoreIndex.from_documents`` with default settings."""
+    from llama_index.core import Document, VectorStoreIndex
+
+    from llama_index_dashscope_embed import DashScopeEmbedding
+
+    emb = DashScopeEmbedding(api_key=KEY, base_url=url, model_name=MODEL, dimension=dimension)
+    docs = [Document(text=t, id_=str(i)) for i, t in enumerate(texts)]
+    index = VectorStoreIndex.from_documents(docs, embed_model=emb)
+    store = index.vector_store
+    by_text = {n.get_content(): store.get(n.node_id) for n in index.docstore.docs.values()}
+    return np.array([by_text[t] for t in texts], dtype=np.float32)
+
+
+PATHS: dict[str, Path] = {
+    "core sync": core_sync,
+    "core async": core_async,
+    "langchain": langchain,
+    "llama_index": llama_index,
+    "ray 4w": ray_data,
+}
 
 
 @dataclass(frozen=True)
@@ -254,6 +282,10 @@ def full_cells(paths: list[str]) -> list[Cell]:
     for rpm in (600, 1_200, 6_000):
         for latency in (0.05, 0.3, 1.0):
             cells.append(Cell("core async", 300, rpm, latency=latency))
+    for path in ("langchain", "llama_index"):
+        for model in ("bucket", "window"):
+            cells.append(Cell(path, 300, 1_200, quota_model=model, latency=0.3))
+        cells.append(Cell(path, 300, 6_000, quota_model="window", latency=0.3))
     cells += _extra_cells()
     return [c for c in cells if c.path in paths]
 
@@ -284,6 +316,8 @@ def quick_cells(paths: list[str]) -> list[Cell]:
         Cell("core sync", 3_000, 30_000, latency=0.3, dimension=64),
         Cell("core sync", 300, None, tpm=_tpm_for(120), latency=0.15, words=120),
         Cell("core sync", 300, 1_200, latency=0.15, error_rate=0.1, drop_rate=0.05),
+        Cell("langchain", 300, 1_200, latency=0.3),
+        Cell("llama_index", 300, 1_200, latency=0.3),
         Cell("ray 4w", 300, 1_200, latency=0.15),
     ]
     return [c for c in cells if c.path in paths]

@@ -45,7 +45,7 @@ class DashScopeEmbedding(DashScopeSettings, BaseEmbedding):
         region / base_url / workspace: Endpoint (argument > environment > ``cn-beijing``).
         timeout / max_retries / max_concurrency: Passed to the core (not serialised).
         rpm / tpm: Your quota per model, if known: paced to it from the first request.
-        embed_batch_size: Texts per LlamaIndex batch call (default 100); the core splits each
+        embed_batch_size: Texts per LlamaIndex batch call (default 2048); the core splits each
             into requests of the model's row limit and sends them side by side. Smaller
             values give finer callback/progress events and less concurrency.
         num_workers: Batches in flight in ``aget_text_embedding_batch`` (default 8).

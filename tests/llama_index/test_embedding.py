@@ -126,11 +126,16 @@ def test_node_transform_embeds_25_nodes_in_three_requests(
 
 
 def test_embed_batch_size_default_is_not_the_row_limit(make: Make, emulator: Emulator) -> None:
-    """embed_batch_size defaults to 100 texts per call; the core sends 10-row requests."""
+    """embed_batch_size defaults to 2048 texts per call (VectorStoreIndex's insert batch);
+    the core sends 10-row requests: 2,050 texts are two calls, 205 requests."""
     emb = make(DashScopeEmbedding)
-    assert emb.embed_batch_size == 100
-    emb.get_text_embedding_batch([f"text {i}" for i in range(100)])
-    assert rows_per_request(emulator) == [10] * 10
+    assert emb.embed_batch_size == 2048
+    calls: list[int] = []
+    hook = emb._get_text_embeddings
+    object.__setattr__(emb, "_get_text_embeddings", lambda t: calls.append(len(t)) or hook(t))
+    emb.get_text_embedding_batch([f"text {i}" for i in range(2050)])
+    assert calls == [2048, 2]
+    assert sorted(rows_per_request(emulator)) == [2] + [8] + [10] * 204
 
 
 @pytest.mark.parametrize("size", [0, -1, 2.5])

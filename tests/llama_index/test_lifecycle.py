@@ -216,7 +216,7 @@ def test_refused_assignments_change_nothing(make: Make, emulator: Emulator) -> N
         mm.region = "intl"
     assert (mm.region, mm.base_url) == (None, EMU_URL)
     assert (emb.embed_batch_size, emb.dimension, emb.region, emb.base_url) == (
-        100,
+        2048,
         None,
         None,
         EMU_URL,
