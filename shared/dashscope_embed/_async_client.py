@@ -80,6 +80,7 @@ class AsyncDashScopeClient(BaseClient):
         # One event per loop that waits for a slot. An Event holds its loop once waited on, so
         # entries of closed loops are dropped by hand (a weak-keyed dict would never let go).
         self._slot_events: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        self._gates: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Lock] = {}
 
     def _new_pool(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -242,13 +243,16 @@ class AsyncDashScopeClient(BaseClient):
     async def _admit(self, job: Job, tokens: int) -> bool:
         if self._rate_limiter is not None:
             await self._rate_limiter.aacquire(tokens)
-        while not job.aborted:
-            pause = self._throttle.acquire(job.model, tokens)
-            if pause <= 0:
-                return True
-            freed = self._slot_freed()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(freed.wait(), pause)
+        freed = self._slot_freed()
+        # One task per loop and model asks the throttle at a time (FIFO); the others queue on
+        # the gate, so a release wakes one waiter instead of every waiting batch.
+        async with self._gates.setdefault((asyncio.get_running_loop(), job.model), asyncio.Lock()):
+            while not job.aborted:
+                pause = self._throttle.acquire(job.model, tokens)
+                if pause <= 0:
+                    return True
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(freed.wait(), pause)
         return False
 
     def _slot_freed(self) -> asyncio.Event:
@@ -257,6 +261,8 @@ class AsyncDashScopeClient(BaseClient):
         if event is None:
             for stale in [lp for lp in self._slot_events if lp.is_closed()]:
                 del self._slot_events[stale]
+            for key in [k for k in self._gates if k[0].is_closed()]:
+                del self._gates[key]
             event = self._slot_events[loop] = asyncio.Event()
         return event
 
