@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,12 +235,19 @@ class Measured:
 
 
 def _timeline(url: str) -> dict[str, Any]:
+    """The server's timeline (asked again when a chaos cell's fault injection answers 500)."""
     req = urllib.request.Request(
         url + "/__bench/timeline", headers={"Authorization": f"Bearer {KEY}"}
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
+    for attempt in range(20):
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                data: dict[str, Any] = json.loads(resp.read())
+            return data
+        except (urllib.error.URLError, ConnectionError):
+            if attempt == 19:
+                raise
+    raise AssertionError("unreachable")
 
 
 def run_cell(cell: Cell, paths: dict[str, Path]) -> Measured:

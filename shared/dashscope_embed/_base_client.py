@@ -9,7 +9,9 @@ sending and waiting.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
+from typing import Any
 
 import httpx
 
@@ -24,6 +26,10 @@ from ._types import EmbeddingResult
 __all__ = ["BaseClient", "logger", "pool_limits"]
 
 logger = logging.getLogger("dashscope_embed")
+
+
+#: Requests (sync: worker threads) per connection pool of ours; see the clients' pools.
+SHARD = 24
 
 
 def pool_limits(max_concurrency: int) -> httpx.Limits:
@@ -66,6 +72,20 @@ class BaseClient:
         )
         self._rate_limiter = rate_limiter
         self._stats = StatsRecorder()
+        self._ssl: ssl.SSLContext | None = None
+        self._ssl_lock = threading.Lock()
+
+    def _pool_options(self) -> dict[str, Any]:
+        """httpx keywords for a pool of ours; all pools share one TLS context (making one is
+        ~50 ms: a pool per worker group must not pay it again)."""
+        with self._ssl_lock:  # (not _limits_lock: a pool is made while the sync shell holds it)
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+        return {
+            "timeout": self._config.timeout,
+            "limits": pool_limits(self._config.max_concurrency),
+            "verify": self._ssl,
+        }
 
     @property
     def stats(self) -> ClientStats:

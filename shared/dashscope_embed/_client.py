@@ -24,7 +24,7 @@ import httpx
 from dashscope_embed._engine._job import Batch, Job
 from dashscope_embed.multimodal._job import multimodal_job
 
-from ._base_client import BaseClient, pool_limits
+from ._base_client import SHARD, BaseClient
 from ._engine._attempt import Admit, Attempts, NoReply, Reply, Send, attempts
 from ._engine._throttle import ExternalLimiter, Throttle
 from ._errors import DashScopeError
@@ -37,7 +37,6 @@ from .text._job import text_job
 __all__ = ["DashScopeClient"]
 
 
-_SHARD = 24  # worker threads per connection pool (see DashScopeClient._thread_http)
 _GATE_POLL = 1.0  # seconds a batch queued at admission waits before checking for an abort
 
 
@@ -105,7 +104,7 @@ class DashScopeClient(BaseClient):
         )
         self._owns_http = http_client is None
         self._http = http_client or self._new_pool()
-        # Our own pool is split into one per _SHARD worker threads, made as threads first post:
+        # Our own pool is split into one per SHARD worker threads, made as threads first post:
         # httpcore's sync pool does work per request that grows with its connections, so one
         # pool of 200 spent ~16 ms of CPU per request (55 requests/s at 1 s latency), eight of
         # them ~2.4 ms (138/s). An injected http_client is used as it is.
@@ -122,15 +121,14 @@ class DashScopeClient(BaseClient):
         self._pool: ThreadPoolExecutor | None = None
 
     def _new_pool(self) -> httpx.Client:
-        limits = pool_limits(self._config.max_concurrency)
-        return httpx.Client(timeout=self._config.timeout, limits=limits)
+        return httpx.Client(**self._pool_options())
 
     def _thread_http(self) -> httpx.Client:
-        """This worker thread's connection pool (every _SHARD threads share one)."""
+        """This worker thread's connection pool (every SHARD threads share one)."""
         pool: httpx.Client | None = getattr(self._shard_of, "pool", None)
         if pool is None:
-            most = -(-2 * self._config.max_concurrency // _SHARD)  # workers <= 2 x cap
-            index = (next(self._threads_seen) // _SHARD) % most if self._owns_http else 0
+            most = -(-2 * self._config.max_concurrency // SHARD)  # workers <= 2 x cap
+            index = (next(self._threads_seen) // SHARD) % most if self._owns_http else 0
             with self._limits_lock:
                 while len(self._shards) <= index:
                     self._shards.append(self._new_pool())

@@ -109,3 +109,38 @@ def test_async_waiting_batches_queue_at_a_gate_too() -> None:
 
     assert asyncio.run(run()) == 2000
     assert 200 <= throttle.asked <= 300  # without the gate: about 500
+
+
+def test_async_pools_open_on_demand_one_per_24_requests_in_flight() -> None:
+    """A loop starts with one pool; a 25th request in flight opens a second, up to
+    ceil(max_concurrency / 24); a request takes the least busy pool; all are closed."""
+    from dashscope_embed._async_client import _Shards
+
+    made: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        made.append(httpx.AsyncClient())
+        return made[-1]
+
+    shards = _Shards(make, max_concurrency=50)  # at most 3 pools
+    taken = [shards.take() for _ in range(24)]
+    assert len(made) == 1
+    assert all(p is made[0] for p in taken)
+    taken += [shards.take() for _ in range(24)]
+    assert len(made) == 2
+    assert taken[24] is made[1]
+    taken += [shards.take() for _ in range(30)]  # 3 pools at most, then shared evenly
+    assert len(made) == 3
+    shards.give_back(made[0])
+    assert shards.take() is made[0]  # the least busy
+    for pool in taken:
+        shards.give_back(pool)
+    asyncio.run(shards.aclose())
+    assert all(p.is_closed for p in made)
+
+
+def test_our_pools_share_one_tls_context() -> None:
+    client = DashScopeClient(KEY, base_url=URL, max_concurrency=100)
+    first, second = client._pool_options()["verify"], client._pool_options()["verify"]
+    assert first is second
+    client.close()
