@@ -120,13 +120,14 @@ def test_buffered_outcomes_are_flushed_after_the_interval() -> None:
 def test_a_429_is_reported_at_once_and_drops_held_permits() -> None:
     """A 429 reaches the quota at once, returns the unused permits and starts the pacing."""
     clock, state, backend, throttle = _setup(rpm=None, lease_size=4, adaptive=True)
-    for _ in range(5):  # recent successes: the pacing rate starts from them
+    for _ in range(5):  # recent successes, answered in 10 ms: the pacing rate starts from them
         clock.now += 0.2  # the slow start paces the first requests
         assert throttle.acquire(MODEL) == 0.0
+        clock.now += 0.01
         throttle.release(MODEL, "ok")
-    throttle.flush(give_back=True)
+        throttle.flush(give_back=True)  # reported at once: the quota sees 10 ms round trips
     unused_before = state.stats().unused
-    clock.now += 1.6  # the start rate has doubled to 8 × 2**(2.4/0.4) = 512 per second
+    clock.now += 1.6  # the start pace: 16 + 5 / 0.01 s per second, under 16 × 2**(2.65/0.3)
     assert throttle.acquire(MODEL) == 0.0  # a fresh lease of 4: holds 3 more permits
     assert backend.lease_calls[-1] == 4
     throttle.release(MODEL, "throttled", retry_after=2.0)
