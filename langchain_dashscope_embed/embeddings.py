@@ -7,12 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import Field
 
-from dashscope_embed import (
-    DEFAULT_TEXT_MODEL,
-    EmbeddingResult,
-    OutputType,
-    TextType,
-)
+from dashscope_embed import DEFAULT_TEXT_MODEL, EmbeddingResult, OutputType, TextType
 from dashscope_embed.adapters import Space, reject_multimodal_model
 
 from ._base import DashScopeFields
@@ -37,8 +32,7 @@ class DashScopeEmbeddings(DashScopeFields, Embeddings):
     A drop-in replacement for ``langchain_community.embeddings.DashScopeEmbeddings``: same
     ``model`` field and ``DASHSCOPE_API_KEY``, ``dashscope_api_key=`` still accepted.
 
-    Setup:
-        ``pip install "dashscope-embed[langchain]"`` and ``export DASHSCOPE_API_KEY=sk-...``.
+    Setup: ``pip install "dashscope-embed[langchain]"``, ``export DASHSCOPE_API_KEY=sk-...``.
 
     Key init args:
         model: Model id (default ``text-embedding-v4``).

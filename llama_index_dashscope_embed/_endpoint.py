@@ -29,10 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["EndpointMixin"]
 
 #: Fields the core clients are built from: assigning one rebuilds them.
-ENDPOINT = (
-    *("region", "base_url", "workspace", "timeout", "max_retries", "max_concurrency"),
-    *("rpm", "tpm"),  # declared by the text adapters only
-)
+ENDPOINT: tuple[str, ...] = ("region", "base_url", "workspace", "timeout", "max_retries")
+ENDPOINT += ("max_concurrency", "rpm", "tpm")  # rpm, tpm: declared by the text adapters only
 _INIT_ONLY = ("api_key", "http_client", "async_http_client")
 _RENAMED = {
     "model": "model_name",
@@ -46,12 +44,10 @@ _RENAMED = {
 
 def reject_unknown_fields(cls: type[BaseModel], data: Mapping[str, Any]) -> None:
     """Raise ``TypeError`` naming every unknown argument, each with the closest accepted name."""
+    accepted = set(cls.model_fields) | set(_INIT_ONLY)
+    # "class_name" is what to_dict()/model_dump() add.
     reject_unknown_arguments(
-        cls.__name__,
-        data,
-        set(cls.model_fields) | set(_INIT_ONLY),
-        renamed=_RENAMED,
-        ignored=("class_name",),  # what to_dict()/model_dump() add
+        cls.__name__, data, accepted, renamed=_RENAMED, ignored=("class_name",)
     )
 
 
@@ -141,10 +137,8 @@ class EndpointMixin(RuntimeAccessors, BaseModel):
 
     def _connect(self, runtime: Runtime) -> None:
         """Pin the runtime's resolved endpoint, check the options on it, then switch to it."""
-        config = runtime.sync.config
-        self.__dict__.update(
-            region=config.region, base_url=config.base_url, workspace=config.workspace
-        )
+        c = runtime.sync.config
+        self.__dict__.update(region=c.region, base_url=c.base_url, workspace=c.workspace)
         self._check_options(runtime)
         old, self._rt = self._runtime(), runtime
         if old is not None:

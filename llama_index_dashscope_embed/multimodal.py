@@ -11,13 +11,7 @@ from llama_index.core.bridge.pydantic import Field, model_validator
 from llama_index.core.embeddings.multi_modal_base import MultiModalEmbedding
 from llama_index.core.schema import ImageType
 
-from dashscope_embed import (
-    DEFAULT_MULTIMODAL_MODEL,
-    EmbeddingResult,
-    Image,
-    MultimodalInput,
-    get_model,
-)
+from dashscope_embed import DEFAULT_MULTIMODAL_MODEL, EmbeddingResult, Image, MultimodalInput
 from dashscope_embed.adapters import Runtime
 
 from ._endpoint import EndpointMixin
@@ -25,18 +19,19 @@ from ._support import record
 
 __all__ = ["DashScopeMultiModalEmbedding"]
 
+#: Inputs per LlamaIndex batch call: 5 requests of 20 images (tongyi-embedding-vision-*), 20 of
+#: one (multimodal-embedding-v1), side by side; the model's element limit made it sequential.
+MULTIMODAL_EMBED_BATCH_SIZE = 100
+
 
 class DashScopeMultiModalEmbedding(EndpointMixin, MultiModalEmbedding):
     """Alibaba Cloud Model Studio (DashScope) multimodal embeddings for LlamaIndex.
 
-    Images (``get_image_embedding*``) and texts (``get_query_embedding``,
-    ``get_text_embedding*``) go to the same multimodal model, so they share one vector space and
-    ``MultiModalVectorStoreIndex`` can answer a text query with images. Images may be a local
-    path, an http(s) URL, a ``data:`` URI or a ``BytesIO`` (what ``ImageNode.resolve_image()``
-    returns for base64 images); local content is sent inline, never uploaded. Batch hooks send
-    real batches (the core splits them to the model's element and image limits); async hooks
-    use the core's native async client, one per event loop. Failures raise the core's typed
-    errors, never ``None`` or ``[]``.
+    Images and texts go to the same multimodal model: one vector space, so
+    ``MultiModalVectorStoreIndex`` can answer a text query with images. An image is a local path,
+    an http(s) URL, a ``data:`` URI or a ``BytesIO`` (``ImageNode.resolve_image()``); local
+    content is sent inline. The core splits batches to the model's element and image limits and
+    runs them side by side; async hooks use its native async client. Failures raise typed errors.
 
     Args:
         model_name: ``tongyi-embedding-vision-plus`` (default), ``tongyi-embedding-vision-flash``,
@@ -45,7 +40,8 @@ class DashScopeMultiModalEmbedding(EndpointMixin, MultiModalEmbedding):
         query_instruct: Instruction sent with queries only (qwen3-vl-embedding).
         region / base_url / workspace: Endpoint (argument > environment > ``cn-beijing``).
         timeout / max_retries / max_concurrency: Passed to the core (not serialised).
-        embed_batch_size: Inputs per LlamaIndex batch (default: the model's element limit).
+        embed_batch_size: Inputs per LlamaIndex batch, default 100 (chunks run one after another;
+            a chunk's images are all encoded before its requests go: this bounds memory).
         api_key / http_client / async_http_client: Keyword-only, never serialised.
 
     Example:
@@ -90,8 +86,7 @@ class DashScopeMultiModalEmbedding(EndpointMixin, MultiModalEmbedding):
     @classmethod
     def _default_batch_size(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("embed_batch_size") is None:
-            name = data.get("model_name") or DEFAULT_MULTIMODAL_MODEL
-            data = {**data, "embed_batch_size": get_model(name, kind="multimodal").max_batch_size}
+            data = {**data, "embed_batch_size": MULTIMODAL_EMBED_BATCH_SIZE}
         return data
 
     def _check_options(self, runtime: Runtime) -> None:

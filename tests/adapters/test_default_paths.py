@@ -17,8 +17,10 @@ from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.node_parser import SentenceSplitter
 
 from dashscope_embed.emulator import Emulator, EmulatorConfig, text_vector
+from dashscope_embed.emulator._mm_vectors import multimodal_vector
 from langchain_dashscope_embed import DashScopeEmbeddings
 from llama_index_dashscope_embed import DashScopeEmbedding
+from llama_index_dashscope_embed.multimodal import DashScopeMultiModalEmbedding
 
 from .test_runtime import KEY, URL, Counting
 
@@ -128,3 +130,26 @@ def test_a_known_quota_given_to_the_adapter_paces_from_the_first_request(framewo
     assert throttle.snapshot(V4).rate_per_second == pytest.approx(0.98 * 50)
     assert [r.status for r in emu.requests] == [200] * 6
     np.testing.assert_allclose(np.array(got), expected(texts), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_llama_index_image_batch_is_concurrent(mode: str) -> None:
+    """get_image_embedding_batch with the default embed_batch_size (100): LlamaIndex hands the
+    core one chunk, the core sends its 5 requests of 20 images side by side, vectors in order."""
+    emu, transport = emulator()
+    emb = DashScopeMultiModalEmbedding(
+        api_key=KEY,
+        base_url=URL,
+        http_client=httpx.Client(transport=transport),
+        async_http_client=httpx.AsyncClient(transport=transport),
+    )
+    assert emb.embed_batch_size == 100
+    urls = [f"https://img.test/photo-{i}.png" for i in range(100)]
+    batch, abatch = emb.get_image_embedding_batch, emb.aget_image_embedding_batch
+    got = batch(urls) if mode == "sync" else asyncio.run(abatch(urls))
+    assert transport.peak > 1
+    sent = [[c["image"] for c in r.json["input"]["contents"]] for r in emu.requests]
+    assert sorted(sent) == [urls[i : i + 20] for i in range(0, 100, 20)]
+    model = emb.model_name
+    want = np.array([multimodal_vector(model, {"image": u}) for u in urls], dtype=np.float32)
+    np.testing.assert_allclose(np.array(got), want, atol=1e-6)

@@ -49,6 +49,8 @@ def test_every_option_reaches_the_config() -> None:
         ["--error-rate", "1.5"],
         ["--drop-rate", "-0.1"],
         ["--port", "http"],
+        ["--port", "99999"],
+        ["--port", "-1"],
     ],
 )
 def test_bad_values_exit_with_a_usage_error(

@@ -127,7 +127,7 @@ def test_serialisation_keeps_options_and_drops_the_key(make: Make) -> None:
     data = emb.to_dict()
     assert data["model_name"] == PLUS
     assert data["dimension"] == 512
-    assert data["embed_batch_size"] == 20
+    assert data["embed_batch_size"] == 100
     assert data["base_url"] == EMU_URL
     assert "sk-very-secret-key" not in str(data) + repr(emb) + str(emb.to_payload())
     clone = DashScopeMultiModalEmbedding.from_dict(data, api_key=TEST_KEY)

@@ -4,7 +4,8 @@
 from ``_chaos.py``, random rates), routing and error envelopes; the endpoint handlers do
 validation, quotas (:meth:`Emulator.admit`) and the answer. ``/_emulator/…`` is the admin side
 channel (``_admin.py``), answered before any of that. The log and counters live in
-``_records.py``, the value types in ``_shapes.py``. Nothing here
+``_records.py``, the value types in ``_shapes.py``, the run-time fault controls
+(``add_chaos``, ``enqueue_fault``) in ``_controls.py``. Nothing here
 sleeps or touches a socket: the httpx transport (``_transport.py``) and the loopback server
 (``_server.py``) are thin shells that wait ``delay`` and drop the connection when told to.
 
@@ -29,13 +30,9 @@ from typing import TYPE_CHECKING, Any
 from dashscope_embed._models import MODELS, ModelSpec
 from dashscope_embed.emulator import _batches, _files, _multimodal, _text, _uploads
 from dashscope_embed.emulator._admin import ADMIN_PREFIX, handle_admin
-from dashscope_embed.emulator._chaos import ChaosPlan, ChaosRule, endpoint_of
-from dashscope_embed.emulator._faults import (
-    INTERNAL_ERROR,
-    FaultPlan,
-    Rejection,
-    ScriptedFault,
-)
+from dashscope_embed.emulator._chaos import ChaosPlan, endpoint_of
+from dashscope_embed.emulator._controls import FaultControls
+from dashscope_embed.emulator._faults import INTERNAL_ERROR, FaultPlan, Rejection, ScriptedFault
 from dashscope_embed.emulator._quota import QuotaLimits
 from dashscope_embed.emulator._records import (
     EmulatorStats,
@@ -92,7 +89,7 @@ DEFAULT_ROUTES: list[Route] = [
 ]
 
 
-class Emulator:
+class Emulator(FaultControls):
     """A DashScope-compatible embedding service in memory; thread-safe, no I/O.
 
     Args:
@@ -366,59 +363,6 @@ class Emulator:
         _files.forget(self)
         _batches.forget(self)
         _uploads.forget(self)
-
-    # -- chaos ----------------------------------------------------------------------------------
-
-    @property
-    def chaos_rules(self) -> list[ChaosRule]:
-        """The live chaos rules, in evaluation order (a copy)."""
-        with self._lock:
-            return list(self._chaos.rules)
-
-    def add_chaos(self, rule: ChaosRule | None = None, **fields: Any) -> ChaosRule:
-        """Add a chaos rule at run time: a :class:`ChaosRule`, or its fields as keywords.
-
-        Example: ``emu.add_chaos(endpoint="compat", probability=0.5, status=429)``.
-
-        Returns:
-            The rule added.
-        """
-        if rule is None:
-            rule = ChaosRule(**fields)
-        elif fields:
-            raise TypeError("pass a ChaosRule or its fields, not both")
-        with self._lock:
-            self._chaos.add(rule)
-        return rule
-
-    def clear_chaos(self) -> None:
-        """Remove every chaos rule (those from the configuration too)."""
-        with self._lock:
-            self._chaos.clear()
-
-    def enqueue_fault(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        count: int = 1,
-        drop: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        """Answer the next ``count`` authorised requests with this error (or a dropped connection).
-
-        Args:
-            status: HTTP status, e.g. 429.
-            code: DashScope code, e.g. ``"Throttling.RateQuota"``.
-            message: Error message.
-            count: How many consecutive requests get it.
-            drop: Drop the connection instead of answering.
-            retry_after: Seconds for a ``Retry-After`` header.
-        """
-        fault = ScriptedFault(status, code, message, drop=drop, retry_after=retry_after)
-        with self._lock:
-            self._faults.enqueue(fault, count)
 
     @staticmethod
     def _dumps(payload: object) -> bytes:

@@ -62,7 +62,7 @@ def build_parser(prog: str = "python -m dashscope_embed.emulator") -> argparse.A
         "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
     )
     parser.add_argument(
-        "--port", type=int, default=8123, help="port; 0 picks a free one (default: %(default)s)"
+        "--port", type=_port, default=8123, help="port; 0 picks a free one (default: %(default)s)"
     )
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument(
@@ -135,6 +135,14 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         seed=args.seed,
         chaos=tuple(args.chaos),
     )
+
+
+def _port(value: str) -> int:
+    """A TCP port, 0..65535 (0: a free one); argparse turns the ValueError into a usage error."""
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
+    return port
 
 
 def env_for(args: argparse.Namespace, port: int | None = None) -> dict[str, str]:

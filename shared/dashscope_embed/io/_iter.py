@@ -27,8 +27,8 @@ from dashscope_embed._types import EmbeddingResult, OutputType, TextType
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "aiter_embeddings", "chunks", "iter_embeddings", "shift_error"]
 
-#: Rows per ``embed_texts`` call: large enough to keep every concurrent slot busy (16 × 10-row
-#: requests, many times over), small enough to keep memory flat (2000 × 1024 × 4 B ≈ 8 MiB), and
+#: Rows per ``embed_texts`` call: large enough to keep the core's window full (200 requests of
+#: 10 rows, the default cap), small enough to keep memory flat (2000 × 1024 × 4 B ≈ 8 MiB), and
 #: a multiple of every row limit (10, 20, 25) so no chunk ends in a short request.
 DEFAULT_CHUNK_SIZE = 2000
 
