@@ -9,12 +9,11 @@ Phases:
 
 * **Start** (no 429 yet, no known quota): slow start. A concurrency window that starts at
   ``initial_concurrency`` and grows by :data:`START_GROWTH` per success (×1.3 per round
-  trip), never below :data:`START_FLOOR` × :data:`START_RATE` × latency (slow answers would
-  otherwise hold the start to a few requests per round trip), and a pacing rate that starts
-  at :data:`START_RATE` and grows by :data:`START_RATE_GROWTH` / latency per success (×2 per
-  round trip: fast where answers are quick and an overshoot is short), never faster than a
-  doubling every :data:`START_DOUBLING` seconds (a burst-growth limit: a short round trip
-  cannot fire a burst the server has no budget for).
+  trip), and a pacing rate that starts at :data:`START_RATE` and grows by
+  :data:`START_RATE_GROWTH` / latency per success (×2 per round trip: fast where answers are
+  quick and an overshoot is short), never faster than a doubling every
+  :data:`START_DOUBLING` seconds (a burst-growth limit: a short round trip cannot fire a
+  burst the server has no budget for).
 * **Paced**: requests leave at most ``rate`` per second, evenly spaced (a late sender may catch
   up by :data:`CREDIT` seconds, no more); up to ``2 × rate × latency + 2`` in flight. On a 429
   for a request sent after the last cut, the rate is set from what actually succeeded, per
@@ -70,7 +69,6 @@ MINUTE_DRY = 2.0  # a dry spell this long (plus two round trips) means a per-min
 COOLDOWN = 1.0  # seconds after a cut before a 429 measures a whole second again
 RECUT = 2.0  # 429s sent after a cut that cut again within the cooldown
 FIRST = 0.5  # share of the measurement the first cut paces at
-START_FLOOR = 0.5  # the start window is at least this × START_RATE × latency
 START_GROWTH = 0.3  # window added per success during the start (×1.3 per round trip)
 MIN_SPAN = 0.25  # shortest span (seconds) successes are counted over
 MIN_RATE = 0.1  # requests per second, the slowest pacing
@@ -189,7 +187,7 @@ class RateState:
         if self.cut_at is None or sent_at >= self.cut_at:
             self.ok_since_cut += 1
         if self.rate is None:
-            self.window = max(self.window + START_GROWTH, START_FLOOR * START_RATE * self.latency)
+            self.window += START_GROWTH
             if self.latency > 0.0:
                 self.start_rate += START_RATE_GROWTH / self.latency
         if self.probing:
