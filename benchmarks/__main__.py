@@ -19,6 +19,7 @@ SUITES = [
     "benchmarks.quota",
     "benchmarks.quota_matrix",
     "benchmarks.adapter_paths",
+    "benchmarks.frontier",
 ]
 OPTIONAL = ["benchmarks.batch_memory", "benchmarks.batch_cpu", "benchmarks.ray_quota"]
 
