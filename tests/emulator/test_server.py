@@ -129,9 +129,22 @@ def test_stop_releases_the_port_and_hangs_up() -> None:
             client.post(PATH, json=payload("x"))
 
 
+def _interrupt(process: subprocess.Popen[str]) -> None:
+    """Ctrl-C, then expect exit 0 within 10 s; if it hangs, fail with every thread's stack
+    (the child runs with PYTHONFAULTHANDLER=1, so SIGABRT makes it print them)."""
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=10)
+        pytest.fail(f"still running 10 s after Ctrl-C; its threads:\n{err}")
+    assert code == 0
+
+
 def test_module_entry_point_serves_until_interrupted() -> None:
     """python -m dashscope_embed.emulator prints the banner, serves, and exits 0 on Ctrl-C."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0", "--rpm", "600"],
         stdout=subprocess.PIPE,
@@ -148,8 +161,30 @@ def test_module_entry_point_serves_until_interrupted() -> None:
         url = line[len(prefix) :].split(" ")[0]
         with httpx.Client(base_url=url, headers=AUTH) as client:
             assert client.post(PATH, json=payload("from the cli")).status_code == 200
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        assert process.stderr is not None
+        hint = process.stderr.readline()
+        assert hint.startswith('point every client at it: eval "$(')
+        assert "--print-env --port" in hint
+        _interrupt(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_ctrl_c_right_after_the_banner_still_exits_0() -> None:
+    """Ctrl-C at once after the banner (before the hint line is written) stops it cleanly."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
+    cmd = [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0"]
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("DashScope emulator listening on ")
+        _interrupt(process)
+        assert process.stderr is not None
+        assert "Traceback" not in process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()

@@ -176,14 +176,10 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    print(BANNER.format(url=server.url), flush=True)
-    print(
-        f'point every client at it: eval "$({prog or "dashscope-embed emulator"} --print-env '
-        f'--port {server.port})"',
-        file=sys.stderr,
-        flush=True,
-    )
-    try:
+    try:  # from here on, Ctrl-C at any moment stops the server and exits 0
+        print(BANNER.format(url=server.url), flush=True)
+        hint = f"{prog or 'dashscope-embed emulator'} --print-env --port {server.port}"
+        print(f'point every client at it: eval "$({hint})"', file=sys.stderr, flush=True)
         server.wait()
     except KeyboardInterrupt:
         pass
