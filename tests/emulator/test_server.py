@@ -129,6 +129,13 @@ def test_stop_releases_the_port_and_hangs_up() -> None:
             client.post(PATH, json=payload("x"))
 
 
+def _ctrl_c_enabled() -> None:
+    """Run in the child before exec: a shell's background job (``cmd &`` without job control,
+    as CI scripts start things) inherits SIGINT ignored, and Python keeps it so; these tests
+    are about what the emulator does on Ctrl-C, so the child gets the default disposition."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(process: subprocess.Popen[str]) -> None:
     """Ctrl-C, then expect exit 0 within 10 s; if it hangs, fail with every thread's stack
     (the child runs with PYTHONFAULTHANDLER=1, so SIGABRT makes it print them)."""
@@ -151,6 +158,7 @@ def test_module_entry_point_serves_until_interrupted() -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_ctrl_c_enabled,
     )
     try:
         assert process.stdout is not None
@@ -177,7 +185,12 @@ def test_ctrl_c_right_after_the_banner_still_exits_0() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0"]
     process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=_ctrl_c_enabled,
     )
     try:
         assert process.stdout is not None

@@ -25,9 +25,6 @@ logger = logging.getLogger(__name__)
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
-    # stop() hangs up on every open connection; server_close must not then wait without a
-    # bound for a handler thread (the stdlib joins them all, forever, by default).
-    block_on_close = False
     allow_reuse_address = True
     request_queue_size = 256  # many clients may connect at once (the default backlog is 5)
 
