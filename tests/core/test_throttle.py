@@ -86,6 +86,30 @@ def test_start_rate_does_not_grow_on_faults_or_429s_before_the_first_sample() ->
     assert st2.latency == 0.0
 
 
+def test_pace_before_the_first_send_is_the_start_rate() -> None:
+    """Nothing sent yet: 16/s (the start's time bound counts from the first send)."""
+    assert RateState(window=4.0).pace(100.0) == 16.0
+    assert RateState(window=4.0).shown_rate() is None
+
+
+def test_recent_counts_only_successes_inside_the_span() -> None:
+    """A success exactly ``seconds`` ago is outside the span."""
+    st = RateState(window=4.0)
+    st.on_success(100.0)
+    st.on_success(100.5)
+    assert st.recent(101.0, 1.0) == 1
+    assert st.recent(100.999, 1.0) == 2
+
+
+def test_a_fault_with_a_measured_latency_samples_it() -> None:
+    """A 5xx answered after a measured 0.2 s moves the latency average by that, not by the FIFO
+    guess from the oldest open send (0.5 s)."""
+    st = RateState(window=4.0)
+    st.admit(100.0)
+    st.on_other(100.5, latency=0.2)
+    assert st.latency == pytest.approx(0.2)
+
+
 def test_first_gap_includes_the_catch_up_credit() -> None:
     """The first request goes at once; the next 1/16 s later, less the 20 ms catch-up credit."""
     _, t = _throttle(max_concurrency=100)
@@ -474,6 +498,16 @@ def test_a_spent_budget_is_probed_with_doubling_gaps() -> None:
         st.on_throttle(now, latency=0.05)
         gaps.append(st.probe_gap)
     assert gaps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_stats_show_the_probe_pace_while_probing() -> None:
+    """While probing, the shown rate is one probe per gap (4/s at 0.25 s), one in flight."""
+    st = _paced(rate=20.0, ceiling=20.0)
+    assert st.shown_rate() == 20.0
+    st.cut_at, st.ok_since_cut = 99.0, 0
+    st.on_throttle(100.0, latency=0.1)
+    assert st.shown_rate() == 4.0
+    assert st.limit(100) == 1
 
 
 def test_a_short_dry_spell_keeps_the_rate() -> None:
