@@ -42,8 +42,7 @@ class DashScopeEmbeddings(DashScopeFields, Embeddings):
         api_key / region / base_url / workspace: Where to call; arguments win over
             ``DASHSCOPE_API_KEY`` / ``DASHSCOPE_REGION`` / ``DASHSCOPE_BASE_URL`` /
             ``DASHSCOPE_WORKSPACE``.
-        timeout / max_retries / max_concurrency: Passed to the core, which batches to the
-            model's row limit, retries per batch and runs batches concurrently.
+        timeout / max_retries / max_concurrency: For the core (batching, retries, concurrency).
         rpm / tpm: Your quota per model, if you know it: paced to it from the first request.
 
     Instantiate / embed::

@@ -19,8 +19,8 @@ from ._support import record
 
 __all__ = ["DashScopeMultiModalEmbedding"]
 
-#: Inputs per LlamaIndex batch call: 5 requests of 20 images (tongyi-embedding-vision-*), 20 of
-#: one (multimodal-embedding-v1), side by side; the model's element limit made it sequential.
+#: Inputs per LlamaIndex batch call: 5 requests of 20 images (tongyi-embedding-vision-*) side by
+#: side; the model's element limit (20) made those one request per chunk, one after another.
 MULTIMODAL_EMBED_BATCH_SIZE = 100
 
 
@@ -53,9 +53,7 @@ class DashScopeMultiModalEmbedding(EndpointMixin, MultiModalEmbedding):
 
     model_name: str = Field(default=DEFAULT_MULTIMODAL_MODEL, description="DashScope model id.")
     dimension: int | None = Field(default=None, description="Output dimension (None: default).")
-    query_instruct: str | None = Field(
-        default=None, description="Instruction sent with queries (qwen3-vl-embedding)."
-    )
+    query_instruct: str | None = Field(default=None, description="Sent with queries only.")
     region: str | None = Field(default=None, description="Region preset (resolved at init).")
     base_url: str | None = Field(default=None, description="Explicit host (resolved at init).")
     # Transport knobs do not change the vectors: kept out of to_dict() (and cache hashes).

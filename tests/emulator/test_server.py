@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -149,11 +151,12 @@ def _interrupt(process: subprocess.Popen[str]) -> None:
     assert code == 0
 
 
-def test_module_entry_point_serves_until_interrupted() -> None:
-    """python -m dashscope_embed.emulator prints the banner, serves, and exits 0 on Ctrl-C."""
+@contextlib.contextmanager
+def _emulator_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m dashscope_embed.emulator --port 0 ARGS``, killed on the way out if alive."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0", "--rpm", "600"],
+        [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,6 +164,16 @@ def test_module_entry_point_serves_until_interrupted() -> None:
         preexec_fn=_ctrl_c_enabled,
     )
     try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_module_entry_point_serves_until_interrupted() -> None:
+    """python -m dashscope_embed.emulator prints the banner, serves, and exits 0 on Ctrl-C."""
+    with _emulator_process("--rpm", "600") as process:
         assert process.stdout is not None
         line = process.stdout.readline().strip()
         prefix = "DashScope emulator listening on "
@@ -174,34 +187,16 @@ def test_module_entry_point_serves_until_interrupted() -> None:
         assert hint.startswith('point every client at it: eval "$(')
         assert "--print-env --port" in hint
         _interrupt(process)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_ctrl_c_right_after_the_banner_still_exits_0() -> None:
-    """Ctrl-C at once after the banner (before the hint line is written) stops it cleanly."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONFAULTHANDLER": "1"}
-    cmd = [sys.executable, "-m", "dashscope_embed.emulator", "--port", "0"]
-    process = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        preexec_fn=_ctrl_c_enabled,
-    )
-    try:
+    """Ctrl-C at once after the banner (the hint line may not be written yet) stops it cleanly."""
+    with _emulator_process() as process:
         assert process.stdout is not None
         assert process.stdout.readline().startswith("DashScope emulator listening on ")
         _interrupt(process)
         assert process.stderr is not None
         assert "Traceback" not in process.stderr.read()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_broken_requests_do_not_write_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
